@@ -1,0 +1,154 @@
+"""The frame-to-tatum CRNN of Fig. 2, and the frame-level CRNN baseline of section IV-D.
+
+Encoder: 4 conv layers of 3x3 over the log-mel spectrogram (frame level, Vogl et al. style blocks
+with batch norm and frequency-only pooling so time resolution stays at 10 ms).
+Tatum pooling: eq. 1, a max over the frames between neighbouring tatum midpoints.
+Decoder: 3 GRU layers of 98 units, dropout 0.3, a fully connected layer and a sigmoid.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .tatums import tatum_frame_spans
+
+
+@dataclass
+class CRNNConfig:
+    n_mels: int = 80
+    n_instruments: int = 3
+    channels: tuple[int, int] = (16, 32)  # per conv block; each block is two 3x3 convs
+    freq_pool: int = 3
+    gru_hidden: int = 98
+    gru_layers: int = 3
+    # The paper does not say; offline transcription can look ahead, so both directions are used.
+    bidirectional: bool = True
+    dropout: float = 0.3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CRNNConfig":
+        d = dict(d)
+        d["channels"] = tuple(d["channels"])
+        return cls(**d)
+
+
+class ConvEncoder(nn.Module):
+    """Log-mel (B, T, F) to frame features (B, T, D); only 3x3 convs, so each frame sees +-4 frames."""
+
+    receptive_radius = 4  # frames on each side: four 3x3 layers
+
+    def __init__(self, cfg: CRNNConfig):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch, n_freq = 1, cfg.n_mels
+        for out_ch in cfg.channels:
+            for _ in range(2):
+                layers += [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU()]
+                in_ch = out_ch
+            layers.append(nn.MaxPool2d((1, cfg.freq_pool)))
+            n_freq //= cfg.freq_pool
+        self.net = nn.Sequential(*layers)
+        self.out_dim = in_ch * n_freq
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")  # He et al. [39]
+                nn.init.zeros_(m.bias)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.net(mel.unsqueeze(1))  # (B, C, T, F')
+        b, c, t, f = x.shape
+        return x.permute(0, 2, 1, 3).reshape(b, t, c * f)
+
+
+def tatum_max_pool(frames: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+    """Eq. 1: G[:, m] = max over frames t in [spans[m, 0], spans[m, 1]) of F[:, t].
+
+    frames: (T, D) for one piece; spans: (M, 2) long, each span non-empty. Returns (M, D).
+    Written as a padded gather so it runs as a few tensor ops, not a Python loop over tatums.
+    """
+    lengths = spans[:, 1] - spans[:, 0]
+    width = int(lengths.max())
+    offsets = torch.arange(width, device=frames.device)
+    idx = spans[:, :1] + offsets[None, :]  # (M, W)
+    valid = offsets[None, :] < lengths[:, None]
+    idx = torch.where(valid, idx, spans[:, :1]).clamp(max=frames.shape[0] - 1)
+    gathered = frames[idx]  # (M, W, D)
+    gathered = gathered.masked_fill(~valid[..., None], float("-inf"))
+    return gathered.max(dim=1).values
+
+
+class TatumCRNN(nn.Module):
+    """Frame-level encoder, eq. 1 tatum pooling, tatum-level GRU decoder; outputs phi (B, K, M)."""
+
+    def __init__(self, cfg: CRNNConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or CRNNConfig()
+        self.encoder = ConvEncoder(self.cfg)
+        self.decoder = nn.GRU(self.encoder.out_dim, self.cfg.gru_hidden, num_layers=self.cfg.gru_layers,
+                              batch_first=True, bidirectional=self.cfg.bidirectional,
+                              dropout=self.cfg.dropout if self.cfg.gru_layers > 1 else 0.0)
+        out = self.cfg.gru_hidden * (2 if self.cfg.bidirectional else 1)
+        self.dropout = nn.Dropout(self.cfg.dropout)
+        self.fc = nn.Linear(out, self.cfg.n_instruments)
+        nn.init.zeros_(self.fc.bias)
+
+    def pool(self, frames: torch.Tensor, spans: list[torch.Tensor]) -> torch.Tensor:
+        """Pool each piece of the batch to its own tatums; pad to the longest with zeros."""
+        pooled = [tatum_max_pool(f, s) for f, s in zip(frames, spans)]
+        return nn.utils.rnn.pad_sequence(pooled, batch_first=True)
+
+    def decode_logits(self, tatum_features: torch.Tensor) -> torch.Tensor:
+        h, _ = self.decoder(tatum_features)
+        return self.fc(self.dropout(h)).transpose(1, 2)  # (B, K, M)
+
+    def forward(self, mel: torch.Tensor, spans: list[torch.Tensor]) -> torch.Tensor:
+        """Logits of phi, (B, K, M). Apply a sigmoid for probabilities."""
+        return self.decode_logits(self.pool(self.encoder(mel), spans))
+
+
+class FrameCRNN(nn.Module):
+    """Vogl et al.'s frame-level CRNN (the baseline): the same encoder, a frame-level GRU, (B, K, T) logits."""
+
+    def __init__(self, cfg: CRNNConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or CRNNConfig()
+        self.encoder = ConvEncoder(self.cfg)
+        self.decoder = nn.GRU(self.encoder.out_dim, self.cfg.gru_hidden, num_layers=self.cfg.gru_layers,
+                              batch_first=True, bidirectional=self.cfg.bidirectional,
+                              dropout=self.cfg.dropout if self.cfg.gru_layers > 1 else 0.0)
+        out = self.cfg.gru_hidden * (2 if self.cfg.bidirectional else 1)
+        self.dropout = nn.Dropout(self.cfg.dropout)
+        self.fc = nn.Linear(out, self.cfg.n_instruments)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        h, _ = self.decoder(self.encoder(mel))
+        return self.fc(self.dropout(h)).transpose(1, 2)
+
+
+def encode_in_chunks(encoder: ConvEncoder, mel: torch.Tensor, chunk_frames: int = 6000) -> torch.Tensor:
+    """Run the encoder over a long (T, F) spectrogram in overlapping chunks; exact, with no seams.
+
+    Each chunk carries `receptive_radius` frames of context on both sides and keeps only its centre,
+    so the result equals one pass over the whole song while memory stays bounded by the chunk.
+    """
+    r = encoder.receptive_radius
+    n = mel.shape[0]
+    if n <= chunk_frames:
+        return encoder(mel[None])[0]
+    parts = []
+    for start in range(0, n, chunk_frames):
+        stop = min(start + chunk_frames, n)
+        lo, hi = max(start - r, 0), min(stop + r, n)
+        out = encoder(mel[None, lo:hi])[0]
+        parts.append(out[start - lo : start - lo + (stop - start)])
+    return torch.cat(parts)
+
+
+def spans_tensor(tatum_times: np.ndarray, fps: float, n_frames: int) -> torch.Tensor:
+    return torch.from_numpy(tatum_frame_spans(tatum_times, fps, n_frames)).long()

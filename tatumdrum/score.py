@@ -1,0 +1,66 @@
+"""`DrumScore`: a K x M drum score on a song's own tatum grid, with its bars."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument
+from .tatums import BeatGrid, interpolate_tatums
+
+
+@dataclass
+class DrumScore:
+    """Onsets of K drums at M tatums, the beats those tatums split, and the bar structure.
+
+    `onsets[k, m]` says whether instrument k is struck at tatum m. `probabilities` holds the
+    model's phi when the score came from a model (None for scores read from annotations).
+    """
+
+    beats: BeatGrid
+    tatums_per_beat: int
+    onsets: np.ndarray  # (K, M) bool
+    instruments: tuple[DrumInstrument, ...] = DEFAULT_INSTRUMENTS
+    probabilities: np.ndarray | None = None  # (K, M) float in [0, 1]
+    tatum_times: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.onsets = np.asarray(self.onsets, dtype=bool)
+        self.tatum_times = interpolate_tatums(self.beats.times, self.tatums_per_beat)
+        expected = (len(self.instruments), len(self.tatum_times))
+        if self.onsets.shape != expected:
+            raise ValueError(f"onsets have shape {self.onsets.shape}, expected {expected}")
+        if self.probabilities is not None and self.probabilities.shape != expected:
+            raise ValueError("probabilities and onsets differ in shape")
+
+    @property
+    def n_tatums(self) -> int:
+        return self.onsets.shape[1]
+
+    def bars(self) -> list[tuple[int, int]]:
+        """Bars as [first_beat, stop_beat) index pairs; a pickup before the first downbeat is a bar too."""
+        downbeats = np.flatnonzero(self.beats.positions == 1).tolist()
+        n = len(self.beats.times)
+        starts = sorted(set([0] + downbeats))
+        return [(s, e) for s, e in zip(starts, starts[1:] + [n]) if e > s]
+
+    def bar_tatum_lengths(self) -> np.ndarray:
+        """Number of tatums in each tatum's bar (16 in 4/4 at 4 tatums per beat): the skip of eq. 3."""
+        lengths = np.zeros(self.n_tatums, dtype=int)
+        meter = int(self.beats.positions.max())
+        for start, stop in self.bars():
+            # A pickup bar skips back by the full metre, not by its own shortened length.
+            n_beats = meter if stop - start < meter and start == 0 else stop - start
+            lengths[start * self.tatums_per_beat : stop * self.tatums_per_beat] = n_beats * self.tatums_per_beat
+        return lengths
+
+    def onset_times(self) -> dict[str, np.ndarray]:
+        """Onset times in seconds for each instrument, keyed by abbreviation."""
+        return {inst.abbrev: self.tatum_times[self.onsets[k]] for k, inst in enumerate(self.instruments)}
+
+    def with_threshold(self, delta: float) -> "DrumScore":
+        """The score obtained by binarising phi at `delta` (the paper uses 0.2)."""
+        if self.probabilities is None:
+            raise ValueError("this score has no probabilities to threshold")
+        return DrumScore(self.beats, self.tatums_per_beat, self.probabilities >= delta,
+                         self.instruments, self.probabilities)
