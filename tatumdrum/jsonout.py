@@ -1,0 +1,41 @@
+"""JSON output: the tatum grid, the beats, and the onsets, for other programs to read."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .score import DrumScore
+
+
+def _times(values: np.ndarray) -> list[float]:
+    # Microsecond precision is far below any onset tolerance and keeps the file small.
+    return [round(float(t), 6) for t in values]
+
+
+def score_to_dict(score: DrumScore) -> dict[str, Any]:
+    """The JSON document for `score` as plain Python values."""
+    data: dict[str, Any] = {
+        "tatums_per_beat": score.tatums_per_beat,
+        "tatum_times": _times(score.tatum_times),
+        "beats": {
+            "times": _times(score.beats.times),
+            "positions": [int(p) for p in score.beats.positions],
+        },
+        "instruments": [
+            {"name": inst.name, "abbrev": inst.abbrev, "gm_note": inst.gm_note} for inst in score.instruments
+        ],
+        "onsets": {abbrev: _times(times) for abbrev, times in score.onset_times().items()},
+    }
+    if score.probabilities is not None:
+        data["probabilities"] = np.round(np.asarray(score.probabilities, dtype=float), 4).tolist()
+    return data
+
+
+def write_json(score: DrumScore, path: Path) -> None:
+    """Write `score` as a JSON document (see `score_to_dict`)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(score_to_dict(score), f, indent=1)
+        f.write("\n")

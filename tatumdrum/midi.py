@@ -1,0 +1,125 @@
+"""Standard MIDI file output whose tempo map follows the tracked beats, and onset reading back."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import mido
+import numpy as np
+
+from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument
+from .score import DrumScore
+
+TICKS_PER_BEAT = 480
+DRUM_CHANNEL = 9  # General MIDI channel 10, counted from zero as mido does
+STANDARD_KIT = 0
+# A set_tempo holds at most 2**24 - 1 microseconds per quarter note.
+MAX_TEMPO_US = 0xFFFFFF
+
+
+def _velocity(p: float | None) -> int:
+    if p is None:
+        return 100
+    return int(np.clip(round(60 + 67 * float(p)), 1, 127))
+
+
+def _tempo_map(beat_times: np.ndarray) -> tuple[int, list[int]]:
+    """Lead-in quarter count and the tempo (us per quarter) of every quarter from tick 0.
+
+    Tempos are differences of beat times rounded to whole microseconds, not rounded intervals,
+    so rounding errors do not pile up over a long song.
+    """
+    start = float(beat_times[0])
+    # Below 1 ms a lead-in is not worth a bar; notes land at most 1 ms early.
+    n_lead = 0 if start < 1e-3 else math.ceil(start * 1e6 / MAX_TEMPO_US)
+    beat_edges = np.round(np.asarray(beat_times, dtype=float) * 1e6).astype(np.int64)
+    # The last beat lasts as long as the one before it, as in interpolate_tatums.
+    beat_edges = np.append(beat_edges, 2 * beat_edges[-1] - beat_edges[-2])
+    lead_edges = np.round(np.linspace(0.0, start * 1e6, n_lead + 1)).astype(np.int64)
+    tempos = np.diff(lead_edges).tolist() + np.diff(beat_edges).tolist()
+    return n_lead, [int(t) for t in tempos]
+
+
+def _bar_lengths(score: DrumScore, n_lead: int) -> list[int]:
+    """Quarter notes per MIDI bar: the lead-in and any pickup share the first bar."""
+    lengths = [stop - start for start, stop in score.bars()]
+    starts_on_downbeat = int(score.beats.positions[0]) == 1
+    if n_lead:
+        if starts_on_downbeat:
+            lengths.insert(0, n_lead)
+        else:
+            lengths[0] += n_lead
+    return lengths
+
+
+def _delta_track(events: list[tuple[int, int, mido.Message | mido.MetaMessage]], name: str) -> mido.MidiTrack:
+    track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
+    now = 0
+    for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    return track
+
+
+def write_midi(score: DrumScore, path: Path) -> None:
+    """Write `score` as a type-1 GM drum file; note times in seconds equal the tatum times."""
+    tpb_needed = score.tatums_per_beat
+    # Tatums must fall on whole ticks; 480 already does for 1, 2, 3, 4, 5, 6, 8, ... per beat.
+    tpb = TICKS_PER_BEAT * tpb_needed // math.gcd(TICKS_PER_BEAT, tpb_needed)
+    tatum_ticks = tpb // tpb_needed
+    n_lead, tempos = _tempo_map(score.beats.times)
+
+    conductor: list[tuple[int, int, mido.MetaMessage]] = []
+    for q, tempo in enumerate(tempos):
+        if q == 0 or tempo != tempos[q - 1]:
+            conductor.append((q * tpb, 1, mido.MetaMessage("set_tempo", tempo=tempo)))
+    tick, previous = 0, None
+    for n in _bar_lengths(score, n_lead):
+        if n != previous:
+            conductor.append((tick, 0, mido.MetaMessage("time_signature", numerator=n, denominator=4)))
+        tick += n * tpb
+        previous = n
+
+    # Shorter than a tatum so repeated strokes of one drum never overlap.
+    length = max(1, min(tpb // 8, tatum_ticks // 2))
+    first_tick = n_lead * tpb
+    notes: list[tuple[int, int, mido.Message]] = [
+        (0, 0, mido.Message("program_change", channel=DRUM_CHANNEL, program=STANDARD_KIT))
+    ]
+    for k, inst in enumerate(score.instruments):
+        for m in np.flatnonzero(score.onsets[k]):
+            on = first_tick + int(m) * tatum_ticks
+            p = None if score.probabilities is None else score.probabilities[k, m]
+            notes.append((on, 2, mido.Message("note_on", channel=DRUM_CHANNEL, note=inst.gm_note,
+                                              velocity=_velocity(p))))
+            # Offs sort before ons at the same tick so a following stroke is not cut short.
+            notes.append((on + length, 1, mido.Message("note_off", channel=DRUM_CHANNEL,
+                                                       note=inst.gm_note, velocity=0)))
+
+    midi = mido.MidiFile(type=1, ticks_per_beat=tpb)
+    midi.tracks.append(_delta_track(conductor, "tatumdrum"))
+    midi.tracks.append(_delta_track(notes, "Drums"))
+    midi.save(str(path))
+
+
+def read_midi_onsets(
+    path: Path, instruments: tuple[DrumInstrument, ...] = DEFAULT_INSTRUMENTS
+) -> dict[str, np.ndarray]:
+    """Sorted onset times in seconds per instrument abbreviation; other notes are ignored."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(str(path))
+    drums = [i for i in pm.instruments if i.is_drum]
+    # Some drum files put the kit on another channel; with no channel-10 part, read them all.
+    tracks = drums or pm.instruments
+    table: dict[int, str] = {}
+    for inst in instruments:
+        for note in (*inst.source_notes, inst.gm_note):
+            table[note] = inst.abbrev
+    found: dict[str, list[float]] = {inst.abbrev: [] for inst in instruments}
+    for track in tracks:
+        for note in track.notes:
+            if note.pitch in table:
+                found[table[note.pitch]].append(note.start)
+    return {abbrev: np.sort(np.asarray(times, dtype=float)) for abbrev, times in found.items()}
