@@ -26,6 +26,8 @@ class DrumScore:
 
     def __post_init__(self) -> None:
         self.onsets = np.asarray(self.onsets, dtype=bool)
+        if self.probabilities is not None:
+            self.probabilities = np.asarray(self.probabilities, dtype=np.float32)
         self.tatum_times = interpolate_tatums(self.beats.times, self.tatums_per_beat)
         expected = (len(self.instruments), len(self.tatum_times))
         if self.onsets.shape != expected:
@@ -45,12 +47,18 @@ class DrumScore:
         return [(s, e) for s, e in zip(starts, starts[1:] + [n]) if e > s]
 
     def bar_tatum_lengths(self) -> np.ndarray:
-        """Number of tatums in each tatum's bar (16 in 4/4 at 4 tatums per beat): the skip of eq. 3."""
+        """Number of tatums in each tatum's bar (16 in 4/4 at 4 tatums per beat): the skip of eq. 3.
+
+        A pickup at the start or a bar cut short at the end is a fragment of a full bar, so it
+        takes the length of its neighbouring bar, not its own.
+        """
+        bars = self.bars()
+        beats = [stop - start for start, stop in bars]
+        if len(beats) > 1:
+            beats[0] = max(beats[0], beats[1])
+            beats[-1] = max(beats[-1], beats[-2])
         lengths = np.zeros(self.n_tatums, dtype=int)
-        meter = int(self.beats.positions.max())
-        for start, stop in self.bars():
-            # A pickup bar skips back by the full metre, not by its own shortened length.
-            n_beats = meter if stop - start < meter and start == 0 else stop - start
+        for (start, stop), n_beats in zip(bars, beats):
             lengths[start * self.tatums_per_beat : stop * self.tatums_per_beat] = n_beats * self.tatums_per_beat
         return lengths
 

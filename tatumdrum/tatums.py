@@ -20,6 +20,8 @@ class BeatGrid:
             raise ValueError("a beat grid needs at least two beats")
         if np.any(np.diff(self.times) <= 0):
             raise ValueError("beat times must increase strictly")
+        if np.any(np.asarray(self.positions) < 1):
+            raise ValueError("bar positions are 1-based (1 = downbeat)")
 
     @classmethod
     def regular(cls, bpm: float, n_beats: int, beats_per_bar: int = 4, start: float = 0.0) -> "BeatGrid":
@@ -79,11 +81,13 @@ def tatum_frame_spans(tatum_times: np.ndarray, fps: float, n_frames: int) -> np.
     """The frame range [start, stop) that each tatum max-pools over in eq. 1.
 
     Every span holds at least one frame, so a tatum that falls between two frame centres (very fast
-    tempo) still sees the nearest frame instead of an empty max.
+    tempo) still sees the nearest frame instead of an empty max. Read literally, eq. 1's last span
+    [(b_{M-1} + b_M) / 2, b_M) stops short of the last tatum's own frame; it is included here.
     """
     bounds = tatum_boundaries(tatum_times) * fps
     starts = np.ceil(bounds[:-1] - 1e-9).astype(int)
     stops = np.ceil(bounds[1:] - 1e-9).astype(int)
+    stops[-1] = int(np.floor(bounds[-1] + 1e-9)) + 1
     starts = np.clip(starts, 0, max(n_frames - 1, 0))
     stops = np.clip(np.maximum(stops, starts + 1), 1, n_frames)
     return np.stack([starts, stops], axis=1)

@@ -1,0 +1,84 @@
+"""Audio to `DrumScore`: decode, (separate), track beats, split into tatums, log-mel, CRNN, threshold.
+
+Each stage is its own callable so a batch builds the heavy ones once and the benchmark can time them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .beats import BeatTracker
+from .features import MEL, load_audio, log_mel
+from .model import encode_in_chunks, spans_tensor
+from .peaks import pick_peaks
+from .score import DrumScore
+from .tatums import BeatGrid, quantize_to_tatums
+from .weights import TrainedModel, load_model
+
+StageFn = Callable[[str], None]
+
+
+@torch.inference_mode()
+def tatum_probabilities(model: TrainedModel, mel: np.ndarray, tatum_times: np.ndarray) -> np.ndarray:
+    """phi (K, M) for a whole song; long songs run the encoder in chunks (exact, see encode_in_chunks)."""
+    x = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+    net = model.net
+    frames = encode_in_chunks(net.encoder, x)
+    if model.kind == "tatum":
+        spans = spans_tensor(tatum_times, MEL.fps, len(frames))
+        logits = net.decode_logits(net.pool(frames[None], [spans]))
+        return torch.sigmoid(logits)[0].numpy()
+    # Baseline: frame activations, peak picking (eq. 10's companion), then quantisation to tatums.
+    h, _ = net.decoder(frames[None])
+    act = torch.sigmoid(net.fc(h)).transpose(1, 2)[0].numpy()
+    phi = np.zeros((act.shape[0], len(tatum_times)), dtype=np.float32)
+    for k in range(act.shape[0]):
+        peaks = pick_peaks(act[k], model.threshold)
+        idx = quantize_to_tatums(peaks / MEL.fps, tatum_times)
+        np.maximum.at(phi[k], idx, act[k, peaks])
+    return phi
+
+
+@dataclass
+class Transcriber:
+    """The whole pipeline with its models loaded once."""
+
+    model: TrainedModel
+    tatums_per_beat: int = 4
+    threshold: float | None = None
+    separator: object | None = None  # tatumdrum.separation.DrumSeparator, when separation is on
+    beat_tracker: BeatTracker = field(default_factory=BeatTracker)
+
+    @classmethod
+    def load(cls, model_path: Path | None = None, **kwargs) -> "Transcriber":
+        return cls(load_model(model_path), **kwargs)
+
+    def transcribe_audio(self, audio: np.ndarray, beats: BeatGrid | None = None,
+                         stage: StageFn | None = None) -> tuple[DrumScore, np.ndarray]:
+        """Transcribe mono 44.1 kHz audio; returns the score and the audio the CRNN heard."""
+        stage = stage or (lambda name: None)
+        drums = audio
+        if self.separator is not None:
+            stage("separation")
+            drums = self.separator.separate(audio, MEL.sample_rate).mean(axis=0)
+        if beats is None:
+            stage("beats")
+            # Beats come from the mixture: bass and harmony carry the pulse as much as the drums do.
+            beats = self.beat_tracker(audio)
+        score = DrumScore(beats, self.tatums_per_beat,
+                          np.zeros((len(self.model.instruments), len(beats.times) * self.tatums_per_beat), bool),
+                          self.model.instruments)
+        stage("features")
+        mel = log_mel(drums)
+        stage("crnn")
+        phi = tatum_probabilities(self.model, mel, score.tatum_times)
+        threshold = self.model.threshold if self.threshold is None else self.threshold
+        return DrumScore(beats, self.tatums_per_beat, phi >= threshold, self.model.instruments, phi), drums
+
+    def transcribe(self, path: Path, beats: BeatGrid | None = None, stage: StageFn | None = None) -> DrumScore:
+        (stage or (lambda name: None))("decoding")
+        return self.transcribe_audio(load_audio(path), beats, stage)[0]

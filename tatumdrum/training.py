@@ -1,0 +1,221 @@
+"""`tatumdrum train`: fit the tatum CRNN on L_tran (+ alpha L_lang), or the frame-level baseline on eq. 10.
+
+Checkpoints every epoch (model, optimiser, RNG, best score) so that an interrupted run resumes where
+it stopped; the best epoch on validation data becomes the exported model.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .dataset import SOURCES, Piece, crop, load_pieces, make_batch
+from .features import MEL
+from .instruments import DEFAULT_INSTRUMENTS
+from .losses import frame_loss, language_loss, total_loss, transcription_loss
+from .metrics import OnsetCounts, score_onsets
+from .model import CRNNConfig, FrameCRNN, TatumCRNN, spans_tensor
+from .peaks import pick_peaks
+from .weights import TrainedModel
+
+# The paper's tuned pairs (section IV-D); without a language model the loss is unweighted.
+PAPER_GAMMA = {"none": 1.0, "bigram": 0.46, "gru": 0.61}
+PAPER_ALPHA = {"none": 0.0, "bigram": 0.068, "gru": 0.055}
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    kind: str = "tatum"  # "tatum" (the proposed CRNN) or "frame" (the baseline)
+    lm: str = "none"
+    lm_path: str | None = None
+    gamma: float | None = None
+    alpha: float | None = None
+    beta: float = 8.0
+    tau: float = 0.2
+    gumbel_input: str = "logit"
+    epochs: int = 10
+    steps_per_epoch: int | None = None
+    batch_size: int = 8
+    crop_tatums: int = 64
+    crop_frames: int = 400
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    threshold: float = 0.2
+    seed: int = 0
+    max_valid: int | None = 40
+    channels: tuple[int, int] = (16, 32)
+    gru_hidden: int = 98
+    sources: tuple[str, ...] = SOURCES
+    extra: dict = field(default_factory=dict)
+
+    def resolved(self) -> "TrainConfig":
+        cfg = TrainConfig(**asdict(self))
+        if cfg.gamma is None:
+            cfg.gamma = PAPER_GAMMA[cfg.lm]
+        if cfg.alpha is None:
+            cfg.alpha = PAPER_ALPHA[cfg.lm]
+        return cfg
+
+
+ProgressFn = Callable[[str, int, int, dict], None]
+
+
+def _frame_targets(piece: Piece, n_frames: int, fps: float = MEL.fps) -> np.ndarray:
+    targets = np.zeros((len(DEFAULT_INSTRUMENTS), n_frames), dtype=np.float32)
+    for k, inst in enumerate(DEFAULT_INSTRUMENTS):
+        idx = np.round(piece.onset_times.get(inst.abbrev, np.zeros(0)) * fps).astype(int)
+        targets[k, idx[(idx >= 0) & (idx < n_frames)]] = 1.0
+    return targets
+
+
+def _frame_batch(pieces: list[Piece], cfg: TrainConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    mels, targets = [], []
+    while len(mels) < cfg.batch_size:
+        piece = pieces[int(rng.integers(len(pieces)))]
+        mel = piece.mels[str(rng.choice(cfg.sources))]
+        if len(mel) < cfg.crop_frames:
+            continue
+        f0 = int(rng.integers(len(mel) - cfg.crop_frames + 1))
+        mels.append(mel[f0:f0 + cfg.crop_frames].astype(np.float32))
+        targets.append(_frame_targets(piece, len(mel))[:, f0:f0 + cfg.crop_frames])
+    return torch.from_numpy(np.stack(mels)), torch.from_numpy(np.stack(targets))
+
+
+@torch.inference_mode()
+def predict_piece(net: torch.nn.Module, kind: str, mel: np.ndarray, tatum_times: np.ndarray) -> np.ndarray:
+    """phi for a whole piece: (K, M) for the tatum CRNN, (K, T) frame activations for the baseline."""
+    x = torch.from_numpy(np.asarray(mel, dtype=np.float32))[None]
+    if kind == "tatum":
+        spans = spans_tensor(tatum_times, MEL.fps, x.shape[1])
+        return torch.sigmoid(net(x, [spans]))[0].numpy()
+    return torch.sigmoid(net(x))[0].numpy()
+
+
+def estimated_onsets(kind: str, phi: np.ndarray, tatum_times: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
+    """Onset times per instrument: thresholded tatums, or picked peaks quantised to tatums (baseline)."""
+    from .tatums import quantize_to_tatums
+
+    result = {}
+    for k, inst in enumerate(DEFAULT_INSTRUMENTS):
+        if kind == "tatum":
+            result[inst.abbrev] = tatum_times[phi[k] >= threshold]
+        else:
+            frames = pick_peaks(phi[k], threshold)
+            idx = np.unique(quantize_to_tatums(frames / MEL.fps, tatum_times))
+            result[inst.abbrev] = tatum_times[idx]
+    return result
+
+
+def validate(net: torch.nn.Module, kind: str, pieces: list[Piece], threshold: float,
+             sources: tuple[str, ...] = SOURCES) -> dict[str, dict[str, float]]:
+    """F/P/R at 50 ms on whole validation pieces with their given tatums, per source."""
+    net.eval()
+    report = {}
+    for source in sources:
+        total: dict[str, OnsetCounts] = {}
+        for piece in pieces:
+            phi = predict_piece(net, kind, piece.mels[source], piece.tatum_times)
+            counts = score_onsets(piece.onset_times, estimated_onsets(kind, phi, piece.tatum_times, threshold))
+            for name, c in counts.items():
+                total[name] = total.get(name, OnsetCounts()) + c
+        report[source] = {name: {"f": c.f_measure, "p": c.precision, "r": c.recall} for name, c in total.items()}
+    net.train()
+    return report
+
+
+def _mean_f(report: dict) -> float:
+    return float(np.mean([r["all"]["f"] for r in report.values()]))
+
+
+def _load_lm(cfg: TrainConfig):
+    if cfg.lm == "none":
+        return None
+    from .lm import load_language_model
+    from .weights import bundled_model_path
+
+    path = Path(cfg.lm_path) if cfg.lm_path else bundled_model_path(f"lm/{cfg.lm}.pt")
+    lm = load_language_model(path)
+    lm.eval()
+    for p in lm.parameters():
+        p.requires_grad_(False)
+    return lm
+
+
+def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = True) -> dict:
+    """Train, checkpointing to `<out>.ckpt` every epoch; export the best epoch to `cfg.out`."""
+    cfg = cfg.resolved()
+    torch.manual_seed(cfg.seed)
+    data = Path(cfg.data)
+    train_pieces = load_pieces(data / "train")
+    valid_pieces = load_pieces(data / "validation")[: cfg.max_valid] if (data / "validation").is_dir() else []
+    net_cfg = CRNNConfig(n_instruments=len(DEFAULT_INSTRUMENTS), channels=tuple(cfg.channels),
+                         gru_hidden=cfg.gru_hidden)
+    net = TatumCRNN(net_cfg) if cfg.kind == "tatum" else FrameCRNN(net_cfg)
+    lm = _load_lm(cfg) if cfg.kind == "tatum" else None
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-9, weight_decay=cfg.weight_decay)
+    out = Path(cfg.out)
+    ckpt_path = out.with_suffix(".ckpt")
+    rng = np.random.default_rng(cfg.seed)
+    state = {"epoch": 0, "best_f": -1.0, "history": [], "seconds": 0.0}
+    if resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        net.load_state_dict(ckpt["net"])
+        opt.load_state_dict(ckpt["opt"])
+        rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        state = ckpt["state"]
+    if cfg.steps_per_epoch is None:
+        unit = cfg.crop_tatums if cfg.kind == "tatum" else cfg.crop_frames
+        lengths = [len(p.tatum_times) if cfg.kind == "tatum" else len(p.mels["drums"]) for p in train_pieces]
+        cfg.steps_per_epoch = max(1, int(sum(lengths) / (cfg.batch_size * unit)))
+    gen = torch.Generator().manual_seed(cfg.seed + state["epoch"])
+    net.train()
+    for epoch in range(state["epoch"], cfg.epochs):
+        t0 = time.time()
+        sums = {"tran": 0.0, "lang": 0.0}
+        for step in range(cfg.steps_per_epoch):
+            if cfg.kind == "tatum":
+                batch = make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources)
+                logits = net(batch.mel, batch.spans)
+                l_tran = transcription_loss(logits, batch.targets, cfg.gamma)
+                l_lang = (language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen)
+                          if lm is not None else None)
+            else:
+                mel, targets = _frame_batch(train_pieces, cfg, rng)
+                l_tran, l_lang = frame_loss(net(mel), targets, cfg.beta), None
+            loss = total_loss(l_tran, l_lang, cfg.alpha)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            sums["tran"] += float(l_tran)
+            sums["lang"] += float(l_lang) if l_lang is not None else 0.0
+            if progress:
+                progress("step", step + 1, cfg.steps_per_epoch,
+                         {"epoch": epoch + 1, "loss": sums["tran"] / (step + 1), "lang": sums["lang"] / (step + 1)})
+        report = validate(net, cfg.kind, valid_pieces, cfg.threshold, cfg.sources) if valid_pieces else {}
+        f = _mean_f(report) if report else -epoch
+        state["seconds"] += time.time() - t0
+        state["history"].append({"epoch": epoch + 1, "l_tran": sums["tran"] / cfg.steps_per_epoch,
+                                 "l_lang": sums["lang"] / cfg.steps_per_epoch, "valid": report,
+                                 "seconds": time.time() - t0})
+        if f > state["best_f"]:
+            state["best_f"] = f
+            TrainedModel(net, cfg.kind, DEFAULT_INSTRUMENTS, cfg.threshold,
+                         {"train_config": asdict(cfg), "epoch": epoch + 1, "valid": report}).save(out)
+        state["epoch"] = epoch + 1
+        tmp = ckpt_path.with_suffix(".ckpt.tmp")
+        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(), "state": state, "config": asdict(cfg)}, tmp)
+        tmp.replace(ckpt_path)
+        if progress:
+            progress("epoch", epoch + 1, cfg.epochs, {"valid_f": f, "best_f": state["best_f"]})
+    out.with_suffix(".history.json").write_text(json.dumps(state, indent=1))
+    return state

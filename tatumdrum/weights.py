@@ -1,0 +1,60 @@
+"""Saving and finding trained transcription models; the default one ships inside the package."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument, by_abbrev
+from .model import CRNNConfig, FrameCRNN, TatumCRNN
+
+DEFAULT_MODEL = "crnn.pt"
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing or not a tatumdrum model."""
+
+
+@dataclass
+class TrainedModel:
+    """A network with what inference needs to use it: its kind, instruments and threshold."""
+
+    net: TatumCRNN | FrameCRNN
+    kind: str  # "tatum" or "frame"
+    instruments: tuple[DrumInstrument, ...]
+    threshold: float
+    info: dict = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save({"format": "tatumdrum-model-1", "kind": self.kind, "config": self.net.cfg.to_dict(),
+                    "state_dict": self.net.state_dict(), "instruments": [i.abbrev for i in self.instruments],
+                    "threshold": self.threshold, "info": self.info}, tmp)
+        tmp.replace(path)
+
+
+def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """Path of a model shipped in the package (the repository's models/ folder)."""
+    return Path(str(resources.files("tatumdrum.models").joinpath(name)))
+
+
+def load_model(path: Path | None = None) -> TrainedModel:
+    path = bundled_model_path() if path is None else Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelFileError(f"{path}: not a readable model file ({type(exc).__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != "tatumdrum-model-1":
+        raise ModelFileError(f"{path}: not a tatumdrum transcription model")
+    cfg = CRNNConfig.from_dict(blob["config"])
+    net = (TatumCRNN if blob["kind"] == "tatum" else FrameCRNN)(cfg)
+    net.load_state_dict(blob["state_dict"])
+    net.eval()
+    instruments = tuple(DEFAULT_INSTRUMENTS[by_abbrev(a)] for a in blob["instruments"])
+    return TrainedModel(net, blob["kind"], instruments, float(blob["threshold"]), blob.get("info", {}))
