@@ -153,6 +153,132 @@ def transcribe(
         fail(f"{failures} of {len(files)} file(s) failed")
 
 
+class ModelKind(str, Enum):
+    tatum = "tatum"
+    frame = "frame"
+
+
+class LMKind(str, Enum):
+    none = "none"
+    bigram = "bigram"
+    gru = "gru"
+
+
+@app.command("build-dataset")
+def build_dataset(
+    gmd: Path = typer.Argument(..., help="The Groove MIDI Dataset folder (with info.csv)."),
+    out: Path = typer.Argument(..., help="Output folder; pieces go to <out>/<split>/."),
+    splits: str = typer.Option("train,validation,test", "--splits", help="Comma-separated GMD splits."),
+    tatums_per_beat: int = typer.Option(4, "--tatums-per-beat", min=1, max=12),
+    max_files: Optional[int] = typer.Option(None, "--max-files", help="At most this many files per split."),
+    max_seconds: float = typer.Option(60.0, "--max-seconds", help="Crop each performance to its first N seconds."),
+    keep_audio: bool = typer.Option(False, "--keep-audio", help="Also write the rendered audio (needed by evaluate)."),
+    workers: int = typer.Option(2, "--workers", min=1),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Render GMD drum MIDI (plus a generated accompaniment) to training pieces with tatum targets."""
+    from .data.build import build_split
+
+    if not (gmd / "info.csv").is_file():
+        fail(f"{gmd}: not the Groove MIDI Dataset (no info.csv)")
+    for split in [s.strip() for s in splits.split(",") if s.strip()]:
+        with _progress() as progress:
+            task = progress.add_task(f"rendering {split}", total=None, status="")
+
+            def report(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            stats = build_split(gmd, split, out, tatums_per_beat=tatums_per_beat, seed=seed, max_files=max_files,
+                                max_seconds=max_seconds, workers=workers, keep_audio=keep_audio, progress=report)
+        ratios = stats.get("quantization", {})
+        console.print(f"{split}: {stats.get('files')} pieces, {stats.get('seconds', 0) / 3600:.2f} h of audio; "
+                      f"Table I ratios {ratios}", highlight=False)
+
+
+@app.command()
+def train(
+    data: Path = typer.Argument(..., help="Folder made by build-dataset (with train/ and validation/)."),
+    out: Path = typer.Option(Path("models/crnn.pt"), "--out", "-o", help="Where the best model is written."),
+    kind: ModelKind = typer.Option(ModelKind.tatum, "--kind", help="tatum: the proposed CRNN; frame: the baseline."),
+    lm: LMKind = typer.Option(LMKind.none, "--lm", help="Language-model regulariser (eq. 5)."),
+    lm_path: Optional[Path] = typer.Option(None, "--lm-path", help="A language model file; default: the bundled one."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", help="Eq. 4 weight (paper: 0.46 bigram, 0.61 GRU, 1.0 none)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Eq. 5 weight (paper: 0.068 bigram, 0.055 GRU)."),
+    tau: float = typer.Option(0.2, "--tau", help="Gumbel-sigmoid temperature (eq. 8)."),
+    gumbel_input: str = typer.Option("logit", "--gumbel-input", help="logit (a sample is 1 with probability phi) or prob (eq. 8 literally)."),
+    epochs: int = typer.Option(10, "--epochs", min=1),
+    steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch", help="Default: one pass over the training tatums."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    crop_tatums: int = typer.Option(64, "--crop-tatums", help="Tatums per training crop (64 = 4 bars of 4/4)."),
+    lr: float = typer.Option(1e-3, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(0, "--threads", help="Torch CPU threads (0: all cores)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint instead of resuming it."),
+) -> None:
+    """Train a transcription model; resumes from <out>.ckpt if a run was interrupted."""
+    import torch
+
+    from .training import TrainConfig, train as run_training
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = TrainConfig(data=str(data), out=str(out), kind=kind.value, lm=lm.value,
+                      lm_path=str(lm_path) if lm_path else None, gamma=gamma, alpha=alpha, tau=tau,
+                      gumbel_input=gumbel_input, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                      batch_size=batch_size, crop_tatums=crop_tatums, lr=lr, seed=seed)
+    with _progress() as progress:
+        task = progress.add_task("training", total=None, status="")
+
+        def report(event: str, done: int, total: int, info: dict) -> None:
+            if event == "step":
+                progress.update(task, description=f"epoch {info['epoch']}", completed=done, total=total,
+                                status=f"L_tran {info['loss']:.4f}  L_lang {info['lang']:.4f}")
+            else:
+                progress.console.print(f"epoch {done}/{total}: validation F {info['valid_f']:.3f} "
+                                       f"(best {info['best_f']:.3f})")
+
+        try:
+            state = run_training(cfg, report, resume=not fresh)
+        except FileNotFoundError as exc:
+            fail(str(exc))
+    console.print(f"best validation F {state['best_f']:.3f}; model written to {out}")
+
+
+@app.command()
+def evaluate(
+    annotations: Path = typer.Argument(..., help="MDB-style track folders, or rendered pieces with --keep-audio audio."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file; default: the bundled model."),
+    sources: str = typer.Option("drums,mix", "--sources", help="Which audio to transcribe: drums, mix."),
+    beats: str = typer.Option("estimated,given", "--beats", help="Beat conditions: estimated (madmom), given."),
+    threshold: Optional[float] = typer.Option(None, "--threshold"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the table (Markdown) here."),
+) -> None:
+    """Score a model against annotations: P/R/F at 50 ms per instrument and summed (Table II)."""
+    from .evaluation import evaluate as run_evaluation, find_tracks, table_markdown
+    from .inference import Transcriber
+    from .weights import ModelFileError
+
+    try:
+        tracks = find_tracks(annotations)
+        transcriber = Transcriber.load(model, threshold=threshold)
+    except (FileNotFoundError, ModelFileError) as exc:
+        fail(str(exc))
+    src = tuple(s.strip() for s in sources.split(",") if s.strip())
+    cond = tuple(s.strip() for s in beats.split(",") if s.strip())
+    with _progress() as progress:
+        task = progress.add_task("evaluating", total=len(tracks) * len(src) * len(cond), status="")
+
+        def step(name: str) -> None:
+            progress.update(task, status=name)
+            progress.advance(task)
+
+        table = run_evaluation(transcriber, tracks, src, cond, step)
+    text = table_markdown(table, f"{annotations} ({len(tracks)} tracks), model {model or 'bundled'}")
+    print(text)
+    if report is not None:
+        report.write_text(text + "\n")
+
+
 def main() -> None:  # pragma: no cover - entry point convenience
     app()
 

@@ -195,8 +195,8 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
-            sums["tran"] += float(l_tran)
-            sums["lang"] += float(l_lang) if l_lang is not None else 0.0
+            sums["tran"] += l_tran.item()
+            sums["lang"] += l_lang.item() if l_lang is not None else 0.0
             if progress:
                 progress("step", step + 1, cfg.steps_per_epoch,
                          {"epoch": epoch + 1, "loss": sums["tran"] / (step + 1), "lang": sums["lang"] / (step + 1)})

@@ -1,0 +1,110 @@
+"""`tatumdrum evaluate`: P/R/F at 50 ms against annotations, with estimated and with given beats (Table II).
+
+Two corpus layouts are read:
+- MDB Drums style: one folder per track with `drums.wav`, `rawsum.wav` (mix), `onsets.tsv`
+  (time, class: KD/SD/HH/...) and `beats.tsv` (time, bar position);
+- rendered pieces from `tatumdrum build-dataset --keep-audio`: `<name>.npz` with `<name>_drums.flac`
+  and `<name>_mix.flac` beside it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .beats import read_beats_tsv
+from .features import load_audio
+from .inference import Transcriber
+from .instruments import ANNOTATION_LABELS
+from .metrics import OnsetCounts, score_onsets
+from .tatums import BeatGrid, extend_beats
+
+BEAT_CONDITIONS = ("estimated", "given")
+
+
+@dataclass
+class Track:
+    name: str
+    audio: dict[str, Path]  # source ("drums" / "mix") -> audio file
+    reference: dict[str, np.ndarray]  # instrument abbrev -> onset times
+    beats: BeatGrid
+
+
+def read_onsets_tsv(path: Path) -> dict[str, np.ndarray]:
+    """Annotated onsets (time, class) folded to tatumdrum's abbreviations; other classes are dropped."""
+    times: dict[str, list[float]] = {"BD": [], "SD": [], "HH": []}
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] in ANNOTATION_LABELS:
+            times[ANNOTATION_LABELS[parts[1]]].append(float(parts[0]))
+    return {k: np.sort(np.asarray(v)) for k, v in times.items()}
+
+
+def mdb_tracks(root: Path) -> Iterator[Track]:
+    for folder in sorted(p for p in Path(root).iterdir() if (p / "onsets.tsv").is_file()):
+        audio = {src: folder / name for src, name in (("drums", "drums.wav"), ("mix", "rawsum.wav"))
+                 if (folder / name).is_file()}
+        yield Track(folder.name, audio, read_onsets_tsv(folder / "onsets.tsv"), read_beats_tsv(folder / "beats.tsv"))
+
+
+def rendered_tracks(folder: Path) -> Iterator[Track]:
+    for npz in sorted(Path(folder).glob("*.npz")):
+        audio = {src: npz.with_name(f"{npz.stem}_{src}.flac") for src in ("drums", "mix")}
+        audio = {k: v for k, v in audio.items() if v.is_file()}
+        if not audio:
+            continue
+        with np.load(npz) as z:
+            ref = {k[len("onset_times_"):]: z[k].astype(float) for k in z.files if k.startswith("onset_times_")}
+            beats = BeatGrid(z["beat_times"].astype(float), z["beat_positions"].astype(int))
+        yield Track(npz.stem, audio, ref, beats)
+
+
+def find_tracks(root: Path) -> list[Track]:
+    root = Path(root)
+    tracks = list(mdb_tracks(root)) if root.is_dir() else []
+    if not tracks and root.is_dir():
+        tracks = list(rendered_tracks(root))
+    if not tracks:
+        raise FileNotFoundError(f"{root}: no annotated tracks (MDB layout or rendered .npz + .flac) found")
+    return tracks
+
+
+Table = dict[tuple[str, str], dict[str, OnsetCounts]]  # (source, beats) -> instrument -> counts
+
+
+def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, ...] = ("drums", "mix"),
+             conditions: tuple[str, ...] = BEAT_CONDITIONS,
+             on_track: Callable[[str], None] | None = None) -> Table:
+    """Transcribe every track from every source under every beat condition and add up the counts."""
+    table: Table = {}
+    for track in tracks:
+        for source in sources:
+            if source not in track.audio:
+                continue
+            audio = load_audio(track.audio[source])
+            duration = len(audio) / 44100
+            for condition in conditions:
+                if on_track:
+                    on_track(f"{track.name} [{source}, {condition} beats]")
+                beats = extend_beats(track.beats, duration) if condition == "given" else None
+                score, _ = transcriber.transcribe_audio(audio, beats)
+                counts = score_onsets(track.reference, score.onset_times())
+                cell = table.setdefault((source, condition), {})
+                for name, c in counts.items():
+                    cell[name] = cell.get(name, OnsetCounts()) + c
+    return table
+
+
+def table_markdown(table: Table, title: str = "") -> str:
+    """One row per (source, beats), F (P / R) in percent per instrument and summed."""
+    names = ["all", "BD", "SD", "HH"]
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| audio | beats | " + " | ".join(f"{n} F (P/R)" for n in names) + " |",
+              "|---|---|" + "---|" * len(names)]
+    for (source, condition), cell in sorted(table.items()):
+        row = [f"{100 * cell[n].f_measure:.1f} ({100 * cell[n].precision:.1f}/{100 * cell[n].recall:.1f})"
+               if n in cell else "-" for n in names]
+        lines.append(f"| {source} | {condition} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
