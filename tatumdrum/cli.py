@@ -279,6 +279,21 @@ def evaluate(
         report.write_text(text + "\n")
 
 
+@separator_app.command("download")
+def separator_download(
+    model: str = typer.Argument("umxl", help="umxl (default) or umxhq."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Give up after this many seconds."),
+) -> None:
+    """Fetch the Open-Unmix drum weights into the torch hub cache, for later offline use."""
+    from .separation import SeparationUnavailable, download
+
+    try:
+        path = download(model, timeout=timeout)
+    except SeparationUnavailable as exc:
+        fail(str(exc))
+    console.print(f"Open-Unmix {model} drum weights are at {path}")
+
+
 def main() -> None:  # pragma: no cover - entry point convenience
     app()
 

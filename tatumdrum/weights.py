@@ -38,8 +38,15 @@ class TrainedModel:
 
 
 def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
-    """Path of a model shipped in the package (the repository's models/ folder)."""
-    return Path(str(resources.files("tatumdrum.models").joinpath(name)))
+    """Path of a model shipped in the package (the repository's models/ folder).
+
+    Installed, models/ is the subpackage `tatumdrum.models`; in a source checkout it sits beside
+    the package, so both places are looked at.
+    """
+    try:
+        return Path(str(resources.files("tatumdrum.models").joinpath(name)))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "models" / name
 
 
 def load_model(path: Path | None = None) -> TrainedModel:

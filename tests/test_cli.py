@@ -1,0 +1,99 @@
+"""The command line end to end: the bundled model on the example clip, files read back by pretty_midi,
+mido and music21, and the error paths a user can hit."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import music21
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile as sf
+
+from tatumdrum.metrics import score_onsets
+from tatumdrum.midi import read_midi_onsets
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIP = ROOT / "examples" / "groove.wav"
+KNOWN = ROOT / "examples" / "groove.mid"
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tatumdrum.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("out")
+    for name in ("drums.mid", "drums.musicxml", "drums.json"):
+        result = run("transcribe", str(CLIP), "-o", str(out / name), "--separation", "none")
+        assert result.returncode == 0, result.stderr
+    return out
+
+
+def _f_against_known(estimated: dict[str, np.ndarray]) -> float:
+    return score_onsets(read_midi_onsets(KNOWN), estimated)["all"].f_measure
+
+
+def test_midi_matches_the_known_score(outputs):
+    pm = pretty_midi.PrettyMIDI(str(outputs / "drums.mid"))
+    assert len(pm.instruments) == 1 and pm.instruments[0].is_drum
+    assert {n.pitch for n in pm.instruments[0].notes} <= {36, 38, 42}
+    assert _f_against_known(read_midi_onsets(outputs / "drums.mid")) >= 0.9
+    # The tempo map follows the beats: the clip is 100 bpm, so the MIDI's beats are 0.6 s apart.
+    assert np.median(np.diff(pm.get_beats())) == pytest.approx(0.6, abs=0.02)
+    channels = {m.channel for t in mido.MidiFile(str(outputs / "drums.mid")).tracks for m in t if m.type == "note_on"}
+    assert channels == {9}
+
+
+def test_musicxml_opens_in_music21_and_matches(outputs):
+    score = music21.converter.parse(str(outputs / "drums.musicxml"))
+    part = score.parts[0]
+    measures = part.getElementsByClass("Measure")
+    assert len(measures) >= 8
+    counts = {"BD": 0, "SD": 0, "HH": 0}
+    for n in part.recurse().notes:
+        for u in (n.notes if n.isChord else [n]):
+            step = u.displayStep + str(u.displayOctave)
+            counts[{"F4": "BD", "C5": "SD", "G5": "HH"}[step]] += 1
+    known = read_midi_onsets(KNOWN)
+    for name, times in known.items():
+        assert abs(counts[name] - len(times)) <= max(2, 0.1 * len(times)), (name, counts)
+
+
+def test_json_has_onsets_and_probabilities(outputs):
+    data = json.loads((outputs / "drums.json").read_text())
+    assert _f_against_known({k: np.asarray(v) for k, v in data["onsets"].items()}) >= 0.9
+    assert np.asarray(data["probabilities"]).shape[0] == 3
+
+
+def test_unknown_suffix_is_refused_before_any_work(tmp_path):
+    result = run("transcribe", str(CLIP), "-o", str(tmp_path / "drums.pdf"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ".mid" in result.stderr and not (tmp_path / "drums.pdf").exists()
+
+
+def test_bad_audio_is_one_line_error_and_no_output(tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really audio")
+    result = run("transcribe", str(bad), "-o", str(tmp_path / "x.mid"), "--separation", "none")
+    assert result.returncode != 0 and "Traceback" not in result.stderr and "broken.wav" in result.stderr
+    assert not (tmp_path / "x.mid").exists()
+    missing = run("transcribe", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "y.mid"), "--separation", "none")
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+
+
+def test_batch_continues_past_a_bad_file(tmp_path):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    audio, sr = sf.read(CLIP)
+    sf.write(songs / "a.flac", audio[: sr * 8], sr)
+    (songs / "b.wav").write_bytes(b"garbage")
+    sf.write(songs / "c.ogg", audio[: sr * 8], sr)
+    out = tmp_path / "scores"
+    result = run("transcribe", str(songs), "-o", str(out), "--format", "mid,json", "--separation", "none")
+    assert result.returncode != 0 and "1 of 3" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mid", "c.json", "c.mid"]
