@@ -71,7 +71,7 @@ def _load_separator(mode: Separation, model: str, weights: Optional[Path]):
     except SeparationUnavailable as exc:
         if mode == Separation.required:
             fail(str(exc))
-        console.print(f"[yellow]warning:[/] {exc} Transcribing the mixture without separation.", highlight=False)
+        console.print(f"[yellow]warning:[/] {exc} — transcribing the mixture without separation.", highlight=False)
         return None
 
 
