@@ -212,6 +212,9 @@ def train(
     crop_tatums: int = typer.Option(64, "--crop-tatums", help="Tatums per training crop (64 = 4 bars of 4/4)."),
     lr: float = typer.Option(1e-3, "--lr"),
     seed: int = typer.Option(0, "--seed"),
+    channels: str = typer.Option("12,24", "--channels", help="Conv channels of the two encoder blocks."),
+    gru_hidden: int = typer.Option(98, "--gru-hidden", help="GRU units per layer and direction (paper: 98)."),
+    max_valid: int = typer.Option(30, "--max-valid", help="Validation pieces scored after each epoch."),
     threads: int = typer.Option(0, "--threads", help="Torch CPU threads (0: all cores)."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint instead of resuming it."),
 ) -> None:
@@ -225,7 +228,8 @@ def train(
     cfg = TrainConfig(data=str(data), out=str(out), kind=kind.value, lm=lm.value,
                       lm_path=str(lm_path) if lm_path else None, gamma=gamma, alpha=alpha, tau=tau,
                       gumbel_input=gumbel_input, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                      batch_size=batch_size, crop_tatums=crop_tatums, lr=lr, seed=seed)
+                      batch_size=batch_size, crop_tatums=crop_tatums, lr=lr, seed=seed, max_valid=max_valid,
+                      channels=tuple(int(c) for c in channels.split(",")), gru_hidden=gru_hidden)
     with _progress() as progress:
         task = progress.add_task("training", total=None, status="")
 

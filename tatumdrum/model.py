@@ -20,7 +20,7 @@ from .tatums import tatum_frame_spans
 class CRNNConfig:
     n_mels: int = 80
     n_instruments: int = 3
-    channels: tuple[int, int] = (16, 32)  # per conv block; each block is two 3x3 convs
+    channels: tuple[int, int] = (12, 24)  # per conv block; each block is two 3x3 convs
     freq_pool: int = 3
     gru_hidden: int = 98
     gru_layers: int = 3

@@ -50,7 +50,7 @@ class TrainConfig:
     threshold: float = 0.2
     seed: int = 0
     max_valid: int | None = 40
-    channels: tuple[int, int] = (16, 32)
+    channels: tuple[int, int] = (12, 24)
     gru_hidden: int = 98
     sources: tuple[str, ...] = SOURCES
     extra: dict = field(default_factory=dict)
