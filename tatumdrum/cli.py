@@ -251,33 +251,49 @@ def train(
 @app.command()
 def evaluate(
     annotations: Path = typer.Argument(..., help="MDB-style track folders, or rendered pieces with --keep-audio audio."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file; default: the bundled model."),
+    models: Optional[list[Path]] = typer.Option(None, "--model", "-m",
+                                                help="Model file(s); repeat to compare (Table II). Default: the bundled model."),
     sources: str = typer.Option("drums,mix", "--sources", help="Which audio to transcribe: drums, mix."),
     beats: str = typer.Option("estimated,given", "--beats", help="Beat conditions: estimated (madmom), given."),
     threshold: Optional[float] = typer.Option(None, "--threshold"),
-    report: Optional[Path] = typer.Option(None, "--report", help="Also write the table (Markdown) here."),
+    max_tracks: Optional[int] = typer.Option(None, "--max-tracks", help="Evaluate only the first N tracks."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the tables (Markdown) here."),
 ) -> None:
-    """Score a model against annotations: P/R/F at 50 ms per instrument and summed (Table II)."""
-    from .evaluation import evaluate as run_evaluation, find_tracks, table_markdown
+    """Score models against annotations: P/R/F at 50 ms per instrument and summed (Table II)."""
+    from .beats import BeatTracker
+    from .evaluation import evaluate as run_evaluation, find_tracks, table2_markdown, table_markdown
     from .inference import Transcriber
     from .weights import ModelFileError
 
     try:
-        tracks = find_tracks(annotations)
-        transcriber = Transcriber.load(model, threshold=threshold)
-    except (FileNotFoundError, ModelFileError) as exc:
+        tracks = find_tracks(annotations)[:max_tracks]
+    except FileNotFoundError as exc:
         fail(str(exc))
     src = tuple(s.strip() for s in sources.split(",") if s.strip())
     cond = tuple(s.strip() for s in beats.split(",") if s.strip())
+    model_paths: list[Optional[Path]] = list(models) if models else [None]
+    tracker = BeatTracker()
+    results = {}
+    texts = []
+    beat_cache: dict = {}
     with _progress() as progress:
-        task = progress.add_task("evaluating", total=len(tracks) * len(src) * len(cond), status="")
+        task = progress.add_task("evaluating", total=len(model_paths) * len(tracks) * len(src) * len(cond), status="")
 
         def step(name: str) -> None:
             progress.update(task, status=name)
             progress.advance(task)
 
-        table = run_evaluation(transcriber, tracks, src, cond, step)
-    text = table_markdown(table, f"{annotations} ({len(tracks)} tracks), model {model or 'bundled'}")
+        for path in model_paths:
+            try:
+                transcriber = Transcriber.load(path, threshold=threshold, beat_tracker=tracker)
+            except ModelFileError as exc:
+                fail(str(exc))
+            name = path.stem if path else "bundled"
+            results[name] = run_evaluation(transcriber, tracks, src, cond, step, beat_cache)
+            texts.append(table_markdown(results[name], f"{name} on {annotations} ({len(tracks)} tracks)"))
+    if len(results) > 1:
+        texts += [table2_markdown(results, s, f"Table II, {s} audio: {annotations} ({len(tracks)} tracks)") for s in src]
+    text = "\n\n".join(texts)
     print(text)
     if report is not None:
         report.write_text(text + "\n")

@@ -76,9 +76,15 @@ Table = dict[tuple[str, str], dict[str, OnsetCounts]]  # (source, beats) -> inst
 
 def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, ...] = ("drums", "mix"),
              conditions: tuple[str, ...] = BEAT_CONDITIONS,
-             on_track: Callable[[str], None] | None = None) -> Table:
-    """Transcribe every track from every source under every beat condition and add up the counts."""
+             on_track: Callable[[str], None] | None = None,
+             beat_cache: dict[tuple[str, str], BeatGrid] | None = None) -> Table:
+    """Transcribe every track from every source under every beat condition and add up the counts.
+
+    Estimated beats go into `beat_cache` (keyed by track and source) so that comparing several
+    models tracks each recording once.
+    """
     table: Table = {}
+    beat_cache = {} if beat_cache is None else beat_cache
     for track in tracks:
         for source in sources:
             if source not in track.audio:
@@ -88,7 +94,13 @@ def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, 
             for condition in conditions:
                 if on_track:
                     on_track(f"{track.name} [{source}, {condition} beats]")
-                beats = extend_beats(track.beats, duration) if condition == "given" else None
+                if condition == "given":
+                    beats = extend_beats(track.beats, duration)
+                else:
+                    key = (track.name, source)
+                    if key not in beat_cache:
+                        beat_cache[key] = transcriber.beat_tracker(audio)
+                    beats = beat_cache[key]
                 score, _ = transcriber.transcribe_audio(audio, beats)
                 counts = score_onsets(track.reference, score.onset_times())
                 cell = table.setdefault((source, condition), {})
@@ -107,4 +119,17 @@ def table_markdown(table: Table, title: str = "") -> str:
         row = [f"{100 * cell[n].f_measure:.1f} ({100 * cell[n].precision:.1f}/{100 * cell[n].recall:.1f})"
                if n in cell else "-" for n in names]
         lines.append(f"| {source} | {condition} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def table2_markdown(results: dict[str, Table], source: str, title: str = "") -> str:
+    """Table II's layout for one audio source: a row per model, F/P/R (%) with estimated and given beats."""
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| model | est. beats F | P | R | given beats F | P | R |", "|---|---|---|---|---|---|---|"]
+    for name, table in results.items():
+        cells = []
+        for condition in BEAT_CONDITIONS:
+            c = table.get((source, condition), {}).get("all")
+            cells += [f"{100 * c.f_measure:.1f}", f"{100 * c.precision:.1f}", f"{100 * c.recall:.1f}"] if c else ["-"] * 3
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
