@@ -44,7 +44,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     batch_size: int = 8
     crop_tatums: int = 64
-    crop_frames: int = 400
+    crop_frames: int = 1000
     lr: float = 1e-3
     weight_decay: float = 1e-4
     threshold: float = 0.2

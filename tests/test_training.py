@@ -43,3 +43,20 @@ def test_frame_baseline_trains(tiny_dataset, tmp_path):
                       batch_size=2, crop_frames=200, channels=(8, 8), gru_hidden=16)
     state = train(cfg)
     assert state["epoch"] == 1 and load_model(out).kind == "frame"
+
+
+def test_lm_regularised_training_uses_the_frozen_bundled_lm(tiny_dataset, tmp_path):
+    from tatumdrum.lm import load_language_model
+    from tatumdrum.weights import bundled_model_path
+
+    lm_path = bundled_model_path("lm/bigram.pt")
+    before = {k: v.clone() for k, v in load_language_model(lm_path).state_dict().items()}
+    out = tmp_path / "bigram.pt"
+    cfg = TrainConfig(data=str(tiny_dataset), out=str(out), lm="bigram", epochs=1, steps_per_epoch=3,
+                      batch_size=2, crop_tatums=32, channels=(8, 8), gru_hidden=16)
+    state = train(cfg)
+    hist = state["history"][0]
+    assert hist["l_lang"] > 0  # the regulariser really ran
+    assert state["epoch"] == 1 and load_model(out).info["train_config"]["alpha"] == 0.068
+    after = load_language_model(lm_path).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
