@@ -15,7 +15,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Tatum-level drum transcription: audio in, drum score out (MIDI, MusicXML, JSON).")
 separator_app = typer.Typer(no_args_is_help=True, help="Manage the Open-Unmix drum separator's weights.")
 app.add_typer(separator_app, name="separator")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".m4a", ".opus"}
 
@@ -257,16 +257,23 @@ def evaluate(
     beats: str = typer.Option("estimated,given", "--beats", help="Beat conditions: estimated (madmom), given."),
     threshold: Optional[float] = typer.Option(None, "--threshold"),
     max_tracks: Optional[int] = typer.Option(None, "--max-tracks", help="Evaluate only the first N tracks."),
+    transcriptions: Optional[Path] = typer.Option(None, "--transcriptions",
+                                                  help="Score existing transcriptions (<track>.mid or .json) instead of a model."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the tables (Markdown) here."),
 ) -> None:
     """Score models against annotations: P/R/F at 50 ms per instrument and summed (Table II)."""
     from .beats import BeatTracker
-    from .evaluation import evaluate as run_evaluation, find_tracks, table2_markdown, table_markdown
+    from .evaluation import (evaluate as run_evaluation, evaluate_transcriptions, find_tracks, table2_markdown,
+                             table_markdown)
     from .inference import Transcriber
     from .weights import ModelFileError
 
     try:
         tracks = find_tracks(annotations)[:max_tracks]
+        if transcriptions is not None:
+            counts = evaluate_transcriptions(transcriptions, tracks)
+            print(table_markdown({("transcriptions", "-"): counts}, f"{transcriptions} against {annotations}"))
+            return
     except FileNotFoundError as exc:
         fail(str(exc))
     src = tuple(s.strip() for s in sources.split(",") if s.strip())

@@ -133,3 +133,26 @@ def table2_markdown(results: dict[str, Table], source: str, title: str = "") -> 
             cells += [f"{100 * c.f_measure:.1f}", f"{100 * c.precision:.1f}", f"{100 * c.recall:.1f}"] if c else ["-"] * 3
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def read_transcription(path: Path) -> dict[str, np.ndarray]:
+    """Onset times per instrument from a transcription tatumdrum wrote (.mid/.midi or .json)."""
+    import json
+
+    from .midi import read_midi_onsets
+
+    if path.suffix.lower() == ".json":
+        return {k: np.asarray(v, dtype=float) for k, v in json.loads(path.read_text())["onsets"].items()}
+    return read_midi_onsets(path)
+
+
+def evaluate_transcriptions(folder: Path, tracks: list[Track]) -> dict[str, OnsetCounts]:
+    """Score existing transcriptions named after the tracks (`<track>.mid` or `<track>.json`)."""
+    total: dict[str, OnsetCounts] = {}
+    for track in tracks:
+        found = [p for p in (folder / f"{track.name}{ext}" for ext in (".mid", ".midi", ".json")) if p.is_file()]
+        if not found:
+            raise FileNotFoundError(f"{folder}: no transcription for track {track.name!r}")
+        for name, counts in score_onsets(track.reference, read_transcription(found[0])).items():
+            total[name] = total.get(name, OnsetCounts()) + counts
+    return total

@@ -56,3 +56,16 @@ def test_evaluate_refuses_a_folder_without_annotations(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tatumdrum.cli", "evaluate", str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "no annotated tracks" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluate_scores_a_folder_of_transcriptions(tmp_path):
+    root = make_mdb_folder(tmp_path / "mdb")
+    done = tmp_path / "done"
+    done.mkdir()
+    # The known score itself, as a transcription, must score 100 %.
+    shutil.copy(ROOT / "examples" / "groove.mid", done / "Groove.mid")
+    result = subprocess.run([sys.executable, "-m", "tatumdrum.cli", "evaluate", str(root), "--transcriptions", str(done)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    row = [line for line in result.stdout.splitlines() if line.startswith("| transcriptions")][0]
+    assert row.split("|")[3].split()[0] == "100.0"
