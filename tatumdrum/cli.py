@@ -306,6 +306,36 @@ def evaluate(
         report.write_text(text + "\n")
 
 
+@app.command("train-lm")
+def train_lm(
+    kind: LMKind = typer.Option(..., "--kind", help="bigram (eq. 3) or gru."),
+    gmd: Optional[Path] = typer.Option(None, "--gmd", help="GMD root: train on its train split, report validation and test."),
+    midi_dir: Optional[Path] = typer.Option(None, "--midi-dir", help="A folder of drum MIDI files to train on."),
+    valid_dir: Optional[Path] = typer.Option(None, "--valid-dir", help="Validation MIDI folder (default: 10 % of --midi-dir)."),
+    test_dir: Optional[Path] = typer.Option(None, "--test-dir", help="Held-out MIDI folder to report perplexity on."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to save the language model (.pt)."),
+    epochs: int = typer.Option(30, "--epochs", help="GRU epochs."),
+    resume: bool = typer.Option(False, "--resume", help="GRU: continue from <out>.ckpt."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train a drum-score language model on drum MIDI; prints per-tatum perplexity (chance = 2)."""
+    from .lm_training import main as lm_main
+
+    if kind == LMKind.none or (gmd is None) == (midi_dir is None):
+        fail("give --kind bigram or gru, and exactly one of --gmd or --midi-dir", 2)
+    argv = ["--kind", kind.value, "--epochs", str(epochs), "--seed", str(seed)]
+    argv += ["--gmd", str(gmd)] if gmd else ["--midi-dir", str(midi_dir)]
+    for flag, value in (("--valid-dir", valid_dir), ("--test-dir", test_dir), ("--out", out)):
+        if value is not None:
+            argv += [flag, str(value)]
+    if resume:
+        argv.append("--resume")
+    try:
+        lm_main(argv)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+
+
 @separator_app.command("download")
 def separator_download(
     model: str = typer.Argument("umxl", help="umxl (default) or umxhq."),

@@ -217,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--valid-dir", type=Path, help="with --midi-dir: validation MIDI folder "
                         "(default: hold out --valid-fraction of --midi-dir)")
     parser.add_argument("--valid-fraction", type=float, default=0.1)
+    parser.add_argument("--test-dir", type=Path, help="with --midi-dir: held-out MIDI folder to report perplexity on")
     parser.add_argument("--out", type=Path, help="where to save the model (.pt)")
     parser.add_argument("--tatums-per-beat", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=30)
@@ -255,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             valid = [train[i] for i in order[:n_valid]]
             train = [train[i] for i in order[n_valid:]]
         eval_sets = {"validation": valid}
+        if args.test_dir is not None:
+            eval_sets["test"] = load_scores(args.test_dir, args.tatums_per_beat)
         data_desc = f"drum MIDI under {args.midi_dir}"
     print(f"loaded {len(train)} training scores ({sum(s.n_tatums for s in train)} tatums) "
           f"in {time.perf_counter() - t0:.1f} s", flush=True)

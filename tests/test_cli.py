@@ -97,3 +97,20 @@ def test_batch_continues_past_a_bad_file(tmp_path):
     result = run("transcribe", str(songs), "-o", str(out), "--format", "mid,json", "--separation", "none")
     assert result.returncode != 0 and "1 of 3" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mid", "c.json", "c.mid"]
+
+
+def test_train_lm_on_a_midi_folder(tmp_path):
+    from tatumdrum.lm import load_language_model
+
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir()
+        (tmp_path / split / "groove.mid").write_bytes(KNOWN.read_bytes())
+    out = tmp_path / "bigram.pt"
+    result = run("train-lm", "--kind", "bigram", "--midi-dir", str(tmp_path / "train"), "--valid-dir",
+                 str(tmp_path / "train"), "--test-dir", str(tmp_path / "test"), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][0])
+    assert 1.0 < report["test_perplexity"] < 2.0
+    assert load_language_model(out).kind == "skip_bigram"
+    bad = run("train-lm", "--kind", "gru")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
