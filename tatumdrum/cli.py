@@ -210,6 +210,7 @@ def train(
     steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch", help="Default: one pass over the training tatums."),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     crop_tatums: int = typer.Option(64, "--crop-tatums", help="Tatums per training crop (64 = 4 bars of 4/4)."),
+    crop_frames: int = typer.Option(1000, "--crop-frames", help="Frames per crop for --kind frame (100 per second)."),
     lr: float = typer.Option(1e-3, "--lr"),
     seed: int = typer.Option(0, "--seed"),
     channels: str = typer.Option("12,24", "--channels", help="Conv channels of the two encoder blocks."),
@@ -228,7 +229,7 @@ def train(
     cfg = TrainConfig(data=str(data), out=str(out), kind=kind.value, lm=lm.value,
                       lm_path=str(lm_path) if lm_path else None, gamma=gamma, alpha=alpha, tau=tau,
                       gumbel_input=gumbel_input, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                      batch_size=batch_size, crop_tatums=crop_tatums, lr=lr, seed=seed, max_valid=max_valid,
+                      batch_size=batch_size, crop_tatums=crop_tatums, crop_frames=crop_frames, lr=lr, seed=seed, max_valid=max_valid,
                       channels=tuple(int(c) for c in channels.split(",")), gru_hidden=gru_hidden)
     with _progress() as progress:
         task = progress.add_task("training", total=None, status="")
