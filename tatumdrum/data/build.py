@@ -1,0 +1,280 @@
+"""Build a training split: GMD drum MIDI to drums-only and full-mix log-mel spectrograms with tatum targets.
+
+Each file gets its own random generator from (seed, index), so the result does not depend on the
+number of workers or on which worker renders which file.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pretty_midi
+import soundfile as sf
+
+from ..features import log_mel
+from ..instruments import DEFAULT_INSTRUMENTS, by_abbrev
+from ..tatums import BeatGrid
+from . import effects
+from .accompaniment import random_accompaniment
+from .gmd import QuantizationStats, drum_onsets, midi_beat_grid, quantize_onsets, read_info
+from .synth import SAMPLE_RATE, random_kit, render_drums
+
+NPZ_KEYS = ("mel_drums", "mel_mix", "tatum_times", "beat_times", "beat_positions", "tatums_per_beat", "targets",
+            *(f"onset_times_{inst.abbrev}" for inst in DEFAULT_INSTRUMENTS), "kit")
+
+# Drum-to-band level (RMS dB) of the full mix, from drums buried in the band to drums on top.
+DRUM_TO_BAND_DB = (-9.0, 3.0)
+# Share of drum-only examples that keep a faint band, like a drum stem from source separation.
+BLEED_PROBABILITY = 0.25
+BLEED_DB = (-30.0, -12.0)
+PEAK_DB = (-9.0, -0.3)
+PREROLL_SECONDS = (0.0, 0.6)
+TAIL_SECONDS = (0.3, 1.0)
+
+
+@dataclass
+class CroppedScore:
+    """The part of a drum file that becomes one example, and its quantised targets."""
+
+    pm: pretty_midi.PrettyMIDI  # drum notes inside the crop only
+    grid: BeatGrid
+    targets: np.ndarray  # (K, M) bool
+    tatum_times: np.ndarray
+    onsets: list[np.ndarray]  # unquantised onset times of each instrument inside the crop
+    stats: QuantizationStats
+    grid_end: float  # where the last tatum's span ends
+
+
+def crop_time(pm: pretty_midi.PrettyMIDI, max_seconds: float) -> float | None:
+    """End of the crop: the last downbeat at or before `max_seconds`, or None if the file is short enough."""
+    if pm.get_end_time() <= max_seconds:
+        return None
+    downbeats = pm.get_downbeats()
+    inside = downbeats[(downbeats > 1e-6) & (downbeats <= max_seconds + 1e-6)]
+    return float(inside[-1]) if len(inside) else float(max_seconds)
+
+
+def crop_and_quantise(pm: pretty_midi.PrettyMIDI, max_seconds: float, tatums_per_beat: int) -> CroppedScore:
+    """Crop to whole bars within `max_seconds`, then quantise with the file's own beats (gmd.py)."""
+    end = crop_time(pm, max_seconds)
+    if end is None:
+        file_end = pm.get_end_time()
+        if len(pm.get_beats()) < 2:
+            # A fill shorter than two beats: a silent placeholder stretches the tempo map so that
+            # the grid has the two beats a BeatGrid needs.
+            pad = pretty_midi.Instrument(0, name="grid placeholder")
+            pad.notes.append(pretty_midi.Note(1, 60, 0.0, file_end + 4.0 * _first_beat_length(pm)))
+            pm.instruments.append(pad)
+            grid = midi_beat_grid(pm, end_time=max(file_end, float(pm.get_beats()[1])))
+            pm.instruments.remove(pad)
+        else:
+            grid = midi_beat_grid(pm)
+        note_limit = np.inf
+    else:
+        # Beats strictly before the crop's downbeat: the last beat's tatums then end exactly at the crop.
+        grid = midi_beat_grid(pm, end_time=end - 1e-3)
+        last_tatum = (end - grid.times[-1]) / tatums_per_beat
+        # A note played just ahead of the next bar belongs to that bar, which is cut off.
+        note_limit = end - 0.5 * last_tatum
+    cropped = pretty_midi.PrettyMIDI(resolution=pm.resolution)
+    for track in pm.instruments:
+        if not track.is_drum:
+            continue
+        keep = pretty_midi.Instrument(track.program, is_drum=True, name=track.name)
+        keep.notes = [n for n in track.notes if n.start < note_limit]
+        cropped.instruments.append(keep)
+    onsets = drum_onsets(cropped, DEFAULT_INSTRUMENTS)
+    score, stats = quantize_onsets(onsets, grid, tatums_per_beat, DEFAULT_INSTRUMENTS)
+    grid_end = float(grid.times[-1] + (grid.times[-1] - grid.times[-2]))
+    return CroppedScore(cropped, grid, score.onsets, score.tatum_times, onsets, stats, grid_end)
+
+
+def _first_beat_length(pm: pretty_midi.PrettyMIDI) -> float:
+    _, tempi = pm.get_tempo_changes()
+    return 60.0 / float(tempi[0]) if len(tempi) else 0.5
+
+
+@dataclass
+class Rendered:
+    drums: np.ndarray
+    mix: np.ndarray
+    offset: float
+    meta: dict
+
+
+def render_example(crop: CroppedScore, rng: np.random.Generator) -> Rendered:
+    """Drums through a random kit and effects, and a full mix with a generated band, both peak-normalised.
+
+    The audio starts with a short random silence (`offset`): real songs seldom put a beat at
+    sample 0, and it moves the tatums' phase against the 10 ms frames.
+    """
+    last_note = max((n.start for t in crop.pm.instruments for n in t.notes), default=0.0)
+    duration = max(crop.grid_end, last_note + 0.1) + float(rng.uniform(*TAIL_SECONDS))
+    pad = np.zeros(int(round(rng.uniform(*PREROLL_SECONDS) * SAMPLE_RATE)), dtype=np.float32)
+    offset = len(pad) / SAMPLE_RATE
+
+    kit = random_kit(rng)
+    drums = np.concatenate([pad, render_drums(crop.pm, kit, rng, duration)])
+    drum_chain = effects.random_chain(rng, "drums")
+    drums = drum_chain(drums)
+
+    band = random_accompaniment(crop.grid.times, crop.grid.positions, duration, rng,
+                                kick_times=crop.onsets[by_abbrev("BD")], end_time=crop.grid_end)
+    band_chain = effects.random_chain(rng, "accompaniment")
+    band_audio = band_chain(np.concatenate([pad, band.audio]))
+    ratio_db = float(rng.uniform(*DRUM_TO_BAND_DB))
+    if np.any(band_audio):
+        band_audio = effects.gain(band_audio, effects.rms_db(drums) - ratio_db - effects.rms_db(band_audio))
+
+    master_chain = effects.random_chain(rng, "master")
+    mix = effects.normalize_peak(master_chain(drums + band_audio), float(rng.uniform(*PEAK_DB)))
+
+    drums_out = drums
+    bleed_db = None
+    if rng.random() < BLEED_PROBABILITY:
+        bleed_db = float(rng.uniform(*BLEED_DB))
+        drums_out = drums + effects.gain(band_audio, bleed_db)
+    drums_out = effects.normalize_peak(drums_out, float(rng.uniform(*PEAK_DB)))
+    meta = {"kit": kit.name, "band_soundfont": band.soundfont, "band": band.arrangement.describe(),
+            "drum_to_band_db": round(ratio_db, 2), "bleed_db": None if bleed_db is None else round(bleed_db, 2),
+            "drum_effects": drum_chain.names, "band_effects": band_chain.names, "master_effects": master_chain.names,
+            "offset": round(offset, 4)}
+    return Rendered(drums_out, mix, offset, meta)
+
+
+def example_arrays(crop: CroppedScore, rendered: Rendered, tatums_per_beat: int) -> dict[str, np.ndarray]:
+    """The npz content of one example (exactly NPZ_KEYS), all times shifted by the render's offset."""
+    off = rendered.offset
+    arrays: dict[str, np.ndarray] = {
+        "mel_drums": log_mel(rendered.drums).astype(np.float16),
+        "mel_mix": log_mel(rendered.mix).astype(np.float16),
+        "tatum_times": (crop.tatum_times + off).astype(np.float32),
+        "beat_times": (crop.grid.times + off).astype(np.float32),
+        "beat_positions": np.asarray(crop.grid.positions, dtype=np.int16),
+        "tatums_per_beat": np.asarray(tatums_per_beat),
+        "targets": crop.targets.astype(np.uint8),
+    }
+    for inst, times in zip(DEFAULT_INSTRUMENTS, crop.onsets):
+        arrays[f"onset_times_{inst.abbrev}"] = (np.asarray(times) + off).astype(np.float32)
+    arrays["kit"] = np.asarray(rendered.meta["kit"])
+    return arrays
+
+
+def stem_of(gmd_root: Path, midi_path: Path) -> str:
+    """A unique file stem: GMD reuses names like 1_funk-groove1_138_beat_4-4 across drummers and sessions."""
+    try:
+        rel = Path(midi_path).relative_to(gmd_root)
+    except ValueError:
+        rel = Path(Path(midi_path).name)
+    return "_".join(rel.with_suffix("").parts)
+
+
+def _build_one(task: tuple) -> dict:
+    index, midi_path, stem, out_split, seed, tatums_per_beat, max_seconds, keep_audio = task
+    started = time.perf_counter()
+    try:
+        rng = np.random.default_rng([seed, index])
+        pm = pretty_midi.PrettyMIDI(str(midi_path))
+        crop = crop_and_quantise(pm, max_seconds, tatums_per_beat)
+        rendered = render_example(crop, rng)
+        arrays = example_arrays(crop, rendered, tatums_per_beat)
+        tmp = out_split / f".{stem}.tmp.npz"
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(out_split / f"{stem}.npz")
+        if keep_audio:
+            sf.write(out_split / f"{stem}_drums.flac", rendered.drums, SAMPLE_RATE, subtype="PCM_16")
+            sf.write(out_split / f"{stem}_mix.flac", rendered.mix, SAMPLE_RATE, subtype="PCM_16")
+        s = crop.stats
+        return {"index": index, "stem": stem, "ok": True, "seconds": len(rendered.mix) / SAMPLE_RATE,
+                "stats": [s.total, s.conflict, s.far, s.either], "meta": rendered.meta,
+                "render_seconds": round(time.perf_counter() - started, 3)}
+    except Exception as exc:  # one bad file must not stop a build of hundreds
+        return {"index": index, "stem": stem, "ok": False, "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(limit=3)}
+
+
+def build_split(gmd_root: Path, split: str, out_dir: Path, tatums_per_beat: int = 4, seed: int = 0,
+                max_files: int | None = None, max_seconds: float = 60.0, workers: int = 2, keep_audio: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> dict:
+    """Render every GMD file of `split` into `out_dir/<split>/<stem>.npz` and write `stats.json` there.
+
+    With `workers` > 1 the files are rendered by a spawned process pool, so a script that calls this
+    must guard its top level with `if __name__ == "__main__":`.
+
+    Returns the statistics written to stats.json: files built and failed, seconds of audio, the
+    Table I quantisation ratios over the split, kits used, and the build time.
+    """
+    started = time.perf_counter()
+    gmd_root = Path(gmd_root)
+    entries = read_info(gmd_root, split)
+    if max_files is not None:
+        entries = entries[:max_files]
+    out_split = Path(out_dir) / split
+    out_split.mkdir(parents=True, exist_ok=True)
+    tasks = [(i, e.midi_path, stem_of(gmd_root, e.midi_path), out_split, seed, tatums_per_beat, max_seconds,
+              keep_audio) for i, e in enumerate(entries)]
+    # Longest files first, so that no long file is left running alone at the end.
+    order = sorted(range(len(tasks)), key=lambda i: -min(entries[i].duration, max_seconds))
+    tasks = [tasks[i] for i in order]
+    total = len(tasks)
+    results: list[dict] = []
+    if progress:
+        progress(0, total)
+    if workers <= 1 or total <= 1:
+        for task in tasks:
+            results.append(_build_one(task))
+            if progress:
+                progress(len(results), total)
+    else:
+        # spawn, not fork: a fork of a process that has used libfluidsynth (or torch) can deadlock
+        # in the child. As with any spawn pool, a calling script needs an `if __name__ == "__main__":` guard.
+        with mp.get_context("spawn").Pool(min(workers, total)) as pool:
+            for result in pool.imap_unordered(_build_one, tasks, chunksize=1):
+                results.append(result)
+                if progress:
+                    progress(len(results), total)
+    results.sort(key=lambda r: r["index"])
+
+    quant = QuantizationStats()
+    kits: Counter[str] = Counter()
+    fonts: Counter[str] = Counter()
+    seconds = 0.0
+    for r in results:
+        if r["ok"]:
+            quant.add(QuantizationStats(*r["stats"]))
+            kits[r["meta"]["kit"]] += 1
+            fonts[r["meta"]["band_soundfont"]] += 1
+            seconds += r["seconds"]
+    ok = [r for r in results if r["ok"]]
+    failed = [r for r in results if not r["ok"]]
+    build_seconds = time.perf_counter() - started
+    stats = {
+        "split": split,
+        "files": len(ok),
+        "failed": len(failed),
+        "failures": [{"stem": r["stem"], "error": r["error"]} for r in failed],
+        "seconds": round(seconds, 2),
+        "quantization": quant.ratios(),
+        "quantization_counts": {"total": quant.total, "conflict": quant.conflict, "far": quant.far,
+                                "conflict_or_far": quant.either},
+        "kits": dict(sorted(kits.items())),
+        "band_soundfonts": dict(sorted(fonts.items())),
+        "build_seconds": round(build_seconds, 2),
+        "build_seconds_per_audio_second": round(build_seconds / seconds, 5) if seconds else None,
+        "workers": workers,
+        "seed": seed,
+        "tatums_per_beat": tatums_per_beat,
+        "max_seconds": max_seconds,
+        "examples": [{"stem": r["stem"], "seconds": round(r["seconds"], 3), "render_seconds": r["render_seconds"],
+                      **r["meta"]} for r in ok],
+    }
+    with open(out_split / "stats.json", "w") as fh:
+        json.dump(stats, fh, indent=1)
+    return stats
