@@ -33,8 +33,7 @@ def tatum_probabilities(model: TrainedModel, mel: np.ndarray, tatum_times: np.nd
         logits = net.decode_logits(net.pool(frames[None], [spans]))
         return torch.sigmoid(logits)[0].numpy()
     # Baseline: frame activations, peak picking (eq. 10's companion), then quantisation to tatums.
-    h, _ = net.decoder(frames[None])
-    act = torch.sigmoid(net.fc(h)).transpose(1, 2)[0].numpy()
+    act = torch.sigmoid(net.decode_logits(frames[None]))[0].numpy()
     phi = np.zeros((act.shape[0], len(tatum_times)), dtype=np.float32)
     for k in range(act.shape[0]):
         peaks = pick_peaks(act[k], model.threshold)

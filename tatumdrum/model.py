@@ -83,8 +83,8 @@ def tatum_max_pool(frames: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
     return gathered.max(dim=1).values
 
 
-class TatumCRNN(nn.Module):
-    """Frame-level encoder, eq. 1 tatum pooling, tatum-level GRU decoder; outputs phi (B, K, M)."""
+class _CRNN(nn.Module):
+    """Encoder plus a GRU decoder, a dropout and a fully connected layer to K logits per step."""
 
     def __init__(self, cfg: CRNNConfig | None = None):
         super().__init__()
@@ -98,37 +98,30 @@ class TatumCRNN(nn.Module):
         self.fc = nn.Linear(out, self.cfg.n_instruments)
         nn.init.zeros_(self.fc.bias)
 
+    def decode_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, steps, D) features to (B, K, steps) logits: steps are tatums or frames."""
+        h, _ = self.decoder(features)
+        return self.fc(self.dropout(h)).transpose(1, 2)
+
+
+class TatumCRNN(_CRNN):
+    """Frame-level encoder, eq. 1 tatum pooling, tatum-level GRU decoder; outputs phi (B, K, M)."""
+
     def pool(self, frames: torch.Tensor, spans: list[torch.Tensor]) -> torch.Tensor:
         """Pool each piece of the batch to its own tatums; pad to the longest with zeros."""
         pooled = [tatum_max_pool(f, s) for f, s in zip(frames, spans)]
         return nn.utils.rnn.pad_sequence(pooled, batch_first=True)
-
-    def decode_logits(self, tatum_features: torch.Tensor) -> torch.Tensor:
-        h, _ = self.decoder(tatum_features)
-        return self.fc(self.dropout(h)).transpose(1, 2)  # (B, K, M)
 
     def forward(self, mel: torch.Tensor, spans: list[torch.Tensor]) -> torch.Tensor:
         """Logits of phi, (B, K, M). Apply a sigmoid for probabilities."""
         return self.decode_logits(self.pool(self.encoder(mel), spans))
 
 
-class FrameCRNN(nn.Module):
+class FrameCRNN(_CRNN):
     """Vogl et al.'s frame-level CRNN (the baseline): the same encoder, a frame-level GRU, (B, K, T) logits."""
 
-    def __init__(self, cfg: CRNNConfig | None = None):
-        super().__init__()
-        self.cfg = cfg or CRNNConfig()
-        self.encoder = ConvEncoder(self.cfg)
-        self.decoder = nn.GRU(self.encoder.out_dim, self.cfg.gru_hidden, num_layers=self.cfg.gru_layers,
-                              batch_first=True, bidirectional=self.cfg.bidirectional,
-                              dropout=self.cfg.dropout if self.cfg.gru_layers > 1 else 0.0)
-        out = self.cfg.gru_hidden * (2 if self.cfg.bidirectional else 1)
-        self.dropout = nn.Dropout(self.cfg.dropout)
-        self.fc = nn.Linear(out, self.cfg.n_instruments)
-
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        h, _ = self.decoder(self.encoder(mel))
-        return self.fc(self.dropout(h)).transpose(1, 2)
+        return self.decode_logits(self.encoder(mel))
 
 
 def encode_in_chunks(encoder: ConvEncoder, mel: torch.Tensor, chunk_frames: int = 6000) -> torch.Tensor:
