@@ -56,7 +56,7 @@ def test_musicxml_opens_in_music21_and_matches(outputs):
     assert len(measures) >= 8
     counts = {"BD": 0, "SD": 0, "HH": 0}
     for n in part.recurse().notes:
-        for u in (n.notes if n.isChord else [n]):
+        for u in (n.notes if isinstance(n, music21.chord.ChordBase) else [n]):
             step = u.displayStep + str(u.displayOctave)
             counts[{"F4": "BD", "C5": "SD", "G5": "HH"}[step]] += 1
     known = read_midi_onsets(KNOWN)
