@@ -4,7 +4,8 @@ Two corpus layouts are read:
 - MDB Drums style: one folder per track with `drums.wav`, `rawsum.wav` (mix), `onsets.tsv`
   (time, class: KD/SD/HH/...) and `beats.tsv` (time, bar position);
 - rendered pieces from `tatumdrum build-dataset --keep-audio`: `<name>.npz` with `<name>_drums.flac`
-  and `<name>_mix.flac` beside it.
+  and `<name>_mix.flac` beside it;
+- audio files with a drum MIDI annotation of the same name (`song.wav` + `song.mid`), scored as "mix".
 """
 from __future__ import annotations
 
@@ -61,13 +62,31 @@ def rendered_tracks(folder: Path) -> Iterator[Track]:
         yield Track(npz.stem, audio, ref, beats)
 
 
+def midi_annotated_tracks(folder: Path) -> Iterator[Track]:
+    """Audio files with a drum MIDI file of the same name beside them; beats from the MIDI's tempo map."""
+    import pretty_midi
+
+    from .data.gmd import drum_onsets, midi_beat_grid
+
+    for audio in sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".wav", ".flac", ".ogg", ".mp3"}):
+        midi = next((m for m in (audio.with_suffix(".mid"), audio.with_suffix(".midi")) if m.is_file()), None)
+        if midi is None:
+            continue
+        pm = pretty_midi.PrettyMIDI(str(midi))
+        onsets = drum_onsets(pm)
+        yield Track(audio.stem, {"mix": audio}, {"BD": onsets[0], "SD": onsets[1], "HH": onsets[2]},
+                    midi_beat_grid(pm))
+
+
 def find_tracks(root: Path) -> list[Track]:
+    """Tracks of the first layout that matches: MDB folders, rendered pieces, or audio + drum MIDI pairs."""
     root = Path(root)
-    tracks = list(mdb_tracks(root)) if root.is_dir() else []
-    if not tracks and root.is_dir():
-        tracks = list(rendered_tracks(root))
+    tracks: list[Track] = []
+    for layout in (mdb_tracks, rendered_tracks, midi_annotated_tracks):
+        if not tracks and root.is_dir():
+            tracks = list(layout(root))
     if not tracks:
-        raise FileNotFoundError(f"{root}: no annotated tracks (MDB layout or rendered .npz + .flac) found")
+        raise FileNotFoundError(f"{root}: no annotated tracks (MDB layout, rendered .npz + .flac, or audio + .mid) found")
     return tracks
 
 

@@ -69,3 +69,17 @@ def test_evaluate_scores_a_folder_of_transcriptions(tmp_path):
     assert result.returncode == 0, result.stderr
     row = [line for line in result.stdout.splitlines() if line.startswith("| transcriptions")][0]
     assert row.split("|")[3].split()[0] == "100.0"
+
+
+def test_evaluate_audio_with_drum_midi_annotations(tmp_path):
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    shutil.copy(ROOT / "examples" / "groove.wav", folder / "groove.wav")
+    shutil.copy(ROOT / "examples" / "groove.mid", folder / "groove.mid")
+    tracks = find_tracks(folder)
+    assert [t.name for t in tracks] == ["groove"] and len(tracks[0].reference["SD"]) > 10
+    result = subprocess.run([sys.executable, "-m", "tatumdrum.cli", "evaluate", str(folder), "--sources", "mix",
+                             "--beats", "given"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    row = [line for line in result.stdout.splitlines() if line.startswith("| mix")][0]
+    assert float(row.split("|")[3].split()[0]) >= 90.0
