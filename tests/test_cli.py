@@ -93,10 +93,11 @@ def test_batch_continues_past_a_bad_file(tmp_path):
     sf.write(songs / "a.flac", audio[: sr * 8], sr)
     (songs / "b.wav").write_bytes(b"garbage")
     sf.write(songs / "c.ogg", audio[: sr * 8], sr)
+    sf.write(songs / "d.mp3", np.stack([audio[: sr * 8]] * 2, axis=1), sr, format="MP3")  # stereo mp3
     out = tmp_path / "scores"
     result = run("transcribe", str(songs), "-o", str(out), "--format", "mid,json", "--separation", "none")
-    assert result.returncode != 0 and "1 of 3" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mid", "c.json", "c.mid"]
+    assert result.returncode != 0 and "1 of 4" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mid", "c.json", "c.mid", "d.json", "d.mid"]
 
 
 def test_train_lm_on_a_midi_folder(tmp_path):
