@@ -115,3 +115,13 @@ def test_train_lm_on_a_midi_folder(tmp_path):
     assert load_language_model(out).kind == "skip_bigram"
     bad = run("train-lm", "--kind", "gru")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.skipif(__import__("shutil").which("mscore3") is None, reason="MuseScore 3 is not installed")
+def test_musicxml_opens_in_musescore(outputs, tmp_path):
+    # MuseScore renders the score headless; a file it cannot read makes it fail and write nothing.
+    result = subprocess.run(["mscore3", "-o", str(tmp_path / "score.png"), str(outputs / "drums.musicxml")],
+                            capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
+                                                                              "QT_QPA_PLATFORM": "offscreen"})
+    assert result.returncode == 0, result.stderr[-500:]
+    assert list(tmp_path.glob("score*.png"))
