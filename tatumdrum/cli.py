@@ -123,6 +123,8 @@ def transcribe(
     except ModelFileError as exc:
         fail(str(exc))
 
+    if save_stems is not None and transcriber.separator is None:
+        console.print("[yellow]warning:[/] no separator is active, so --save-stems has nothing to write")
     failures = 0
     with _progress() as progress:
         task = progress.add_task("transcribing", total=len(files), status="")
