@@ -63,22 +63,22 @@ def _instruments_of(scores: Sequence[ScoreLike]) -> tuple[DrumInstrument | str, 
     return DEFAULT_INSTRUMENTS[: score_arrays(first)[0].shape[0]]
 
 
-def train_bigram(scores: Sequence[ScoreLike]) -> SkipBigram:
-    """Eq. 3 fitted in closed form (add-one-smoothed transition counts) on the scores."""
+def _fit_counting_model(cls: type, scores: Sequence[ScoreLike]):
     if not scores:
         raise ValueError("no training scores")
-    model = SkipBigram(_instruments_of(scores)).fit(scores)
+    model = cls(_instruments_of(scores)).fit(scores)
     model.training_info.update(_data_info(scores))
     return model
+
+
+def train_bigram(scores: Sequence[ScoreLike]) -> SkipBigram:
+    """Eq. 3 fitted in closed form (add-one-smoothed transition counts) on the scores."""
+    return _fit_counting_model(SkipBigram, scores)
 
 
 def train_marginal(scores: Sequence[ScoreLike]) -> MarginalLM:
     """The no-context baseline: per-drum onset frequency, add-one smoothed."""
-    if not scores:
-        raise ValueError("no training scores")
-    model = MarginalLM(_instruments_of(scores)).fit(scores)
-    model.training_info.update(_data_info(scores))
-    return model
+    return _fit_counting_model(MarginalLM, scores)
 
 
 def _data_info(scores: Sequence[ScoreLike]) -> dict[str, Any]:
