@@ -20,7 +20,7 @@ from .features import load_audio
 from .inference import Transcriber
 from .instruments import ANNOTATION_LABELS
 from .metrics import OnsetCounts, score_onsets
-from .tatums import BeatGrid, extend_beats
+from .tatums import BeatGrid
 
 BEAT_CONDITIONS = ("estimated", "given")
 
@@ -109,12 +109,11 @@ def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, 
             if source not in track.audio:
                 continue
             audio = load_audio(track.audio[source])
-            duration = len(audio) / 44100
             for condition in conditions:
                 if on_track:
                     on_track(f"{track.name} [{source}, {condition} beats]")
                 if condition == "given":
-                    beats = extend_beats(track.beats, duration)
+                    beats = track.beats
                 else:
                     key = (track.name, source)
                     if key not in beat_cache:

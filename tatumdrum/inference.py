@@ -16,7 +16,7 @@ from .features import MEL, load_audio, log_mel
 from .model import encode_in_chunks, spans_tensor
 from .peaks import pick_peaks
 from .score import DrumScore
-from .tatums import BeatGrid, quantize_to_tatums
+from .tatums import BeatGrid, extend_beats, quantize_to_tatums
 from .weights import TrainedModel, load_model
 
 StageFn = Callable[[str], None]
@@ -68,6 +68,9 @@ class Transcriber:
             stage("beats")
             # Beats come from the mixture: bass and harmony carry the pulse as much as the drums do.
             beats = self.beat_tracker(audio)
+        else:
+            # Given beats (annotations) rarely span the whole file; extend them as tracked ones are.
+            beats = extend_beats(beats, len(audio) / MEL.sample_rate)
         score = DrumScore(beats, self.tatums_per_beat,
                           np.zeros((len(self.model.instruments), len(beats.times) * self.tatums_per_beat), bool),
                           self.model.instruments)
