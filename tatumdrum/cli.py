@@ -1,8 +1,6 @@
 """The `tatumdrum` command line: a thin layer over inference, training and evaluation."""
 from __future__ import annotations
 
-import os
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Optional

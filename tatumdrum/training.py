@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .dataset import SOURCES, Piece, crop, load_pieces, make_batch
+from .dataset import SOURCES, Piece, load_pieces, make_batch
 from .features import MEL
 from .instruments import DEFAULT_INSTRUMENTS
 from .losses import frame_loss, language_loss, total_loss, transcription_loss
