@@ -96,6 +96,9 @@ def transcribe(
     if not files:
         fail("no audio files found in the given inputs")
     fmt_list = [f.strip() for f in formats.split(",") if f.strip()]
+    several = len(files) > 1 or any(p.is_dir() for p in inputs)
+    if several and output is not None and output.suffix and not output.is_dir():
+        fail(f"{len(files)} inputs need an output folder, not the file {output}", 2)
     targets = _output_paths(files, inputs, output, fmt_list)
     try:
         for paths in targets:

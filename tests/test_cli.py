@@ -125,3 +125,8 @@ def test_musicxml_opens_in_musescore(outputs, tmp_path):
                                                                               "QT_QPA_PLATFORM": "offscreen"})
     assert result.returncode == 0, result.stderr[-500:]
     assert list(tmp_path.glob("score*.png"))
+
+
+def test_several_inputs_refuse_a_single_output_file(tmp_path):
+    result = run("transcribe", str(CLIP), str(CLIP), "-o", str(tmp_path / "one.mid"))
+    assert result.returncode == 2 and "output folder" in result.stderr and not (tmp_path / "one.mid").exists()
