@@ -150,7 +150,8 @@ def transcribe(
                                        f"{len(score.beats.times)} beats)", highlight=False)
             except (AudioError, BeatTrackingError, OSError, ValueError) as exc:
                 failures += 1
-                progress.console.print(f"[bold red]error:[/] {exc}", highlight=False)
+                message = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
+                progress.console.print(f"[bold red]error:[/] {message}", highlight=False)
             progress.advance(task)
     if failures:
         fail(f"{failures} of {len(files)} file(s) failed")
