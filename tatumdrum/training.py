@@ -19,8 +19,7 @@ from .features import MEL
 from .instruments import DEFAULT_INSTRUMENTS
 from .losses import frame_loss, language_loss, total_loss, transcription_loss
 from .metrics import OnsetCounts, score_onsets
-from .model import CRNNConfig, FrameCRNN, TatumCRNN, spans_tensor
-from .peaks import pick_peaks
+from .model import CRNNConfig, FrameCRNN, TatumCRNN
 from .weights import TrainedModel
 
 # The paper's tuned pairs (section IV-D); without a language model the loss is unweighted.
@@ -88,41 +87,21 @@ def _frame_batch(pieces: list[Piece], cfg: TrainConfig, rng: np.random.Generator
     return torch.from_numpy(np.stack(mels)), torch.from_numpy(np.stack(targets))
 
 
-@torch.inference_mode()
-def predict_piece(net: torch.nn.Module, kind: str, mel: np.ndarray, tatum_times: np.ndarray) -> np.ndarray:
-    """phi for a whole piece: (K, M) for the tatum CRNN, (K, T) frame activations for the baseline."""
-    x = torch.from_numpy(np.asarray(mel, dtype=np.float32))[None]
-    if kind == "tatum":
-        spans = spans_tensor(tatum_times, MEL.fps, x.shape[1])
-        return torch.sigmoid(net(x, [spans]))[0].numpy()
-    return torch.sigmoid(net(x))[0].numpy()
-
-
-def estimated_onsets(kind: str, phi: np.ndarray, tatum_times: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
-    """Onset times per instrument: thresholded tatums, or picked peaks quantised to tatums (baseline)."""
-    from .tatums import quantize_to_tatums
-
-    result = {}
-    for k, inst in enumerate(DEFAULT_INSTRUMENTS):
-        if kind == "tatum":
-            result[inst.abbrev] = tatum_times[phi[k] >= threshold]
-        else:
-            frames = pick_peaks(phi[k], threshold)
-            idx = np.unique(quantize_to_tatums(frames / MEL.fps, tatum_times))
-            result[inst.abbrev] = tatum_times[idx]
-    return result
-
-
 def validate(net: torch.nn.Module, kind: str, pieces: list[Piece], threshold: float,
              sources: tuple[str, ...] = SOURCES) -> dict[str, dict[str, float]]:
     """F/P/R at 50 ms on whole validation pieces with their given tatums, per source."""
+    from .inference import tatum_probabilities
+
     net.eval()
+    # The same path as transcription: the baseline's peaks are picked and quantised there too.
+    model = TrainedModel(net, kind, DEFAULT_INSTRUMENTS, threshold)
     report = {}
     for source in sources:
         total: dict[str, OnsetCounts] = {}
         for piece in pieces:
-            phi = predict_piece(net, kind, piece.mels[source], piece.tatum_times)
-            counts = score_onsets(piece.onset_times, estimated_onsets(kind, phi, piece.tatum_times, threshold))
+            phi = tatum_probabilities(model, piece.mels[source], piece.tatum_times)
+            estimated = {inst.abbrev: piece.tatum_times[phi[k] >= threshold] for k, inst in enumerate(model.instruments)}
+            counts = score_onsets(piece.onset_times, estimated)
             for name, c in counts.items():
                 total[name] = total.get(name, OnsetCounts()) + c
         report[source] = {name: {"f": c.f_measure, "p": c.precision, "r": c.recall} for name, c in total.items()}
