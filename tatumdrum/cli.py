@@ -179,12 +179,24 @@ def build_dataset(
     keep_audio: bool = typer.Option(False, "--keep-audio", help="Also write the rendered audio (needed by evaluate)."),
     workers: int = typer.Option(2, "--workers", min=1),
     seed: int = typer.Option(0, "--seed"),
+    v2: bool = typer.Option(False, "--v2", help="Seven classes, velocities, separate drum and band stems, "
+                            "varied playing and a record-like band (vocal, distorted guitar, mastering)."),
+    renders: int = typer.Option(1, "--renders", min=1, help="Render each performance this many times."),
+    kit_dir: list[Path] = typer.Option([], "--kit-dir", help="A recorded multi-mic kit folder (MuldjordKit layout); repeatable."),
+    piano_dir: list[Path] = typer.Option([], "--piano-dir", help="A folder of sampled piano notes; repeatable."),
 ) -> None:
     """Render GMD drum MIDI (plus a generated accompaniment) to training pieces with tatum targets."""
-    from .data.build import build_split
+    from .data.build import BuildOptions, build_split
+    from .instruments import SEVEN_CLASSES, THREE_CLASSES
 
     if not (gmd / "info.csv").is_file():
         fail(f"{gmd}: not the Groove MIDI Dataset (no info.csv)")
+    for folder in [*kit_dir, *piano_dir]:
+        if not folder.is_dir():
+            fail(f"{folder}: no such folder")
+    options = BuildOptions(instruments=tuple(i.abbrev for i in (SEVEN_CLASSES if v2 else THREE_CLASSES)),
+                           renders=renders, v2=v2, vary=v2, record_like=v2,
+                           kit_dirs=tuple(str(d) for d in kit_dir), piano_dirs=tuple(str(d) for d in piano_dir))
     for split in [s.strip() for s in splits.split(",") if s.strip()]:
         with _progress() as progress:
             task = progress.add_task(f"rendering {split}", total=None, status="")
@@ -193,7 +205,8 @@ def build_dataset(
                 progress.update(task, completed=done, total=total)
 
             stats = build_split(gmd, split, out, tatums_per_beat=tatums_per_beat, seed=seed, max_files=max_files,
-                                max_seconds=max_seconds, workers=workers, keep_audio=keep_audio, progress=report)
+                                max_seconds=max_seconds, workers=workers, keep_audio=keep_audio, progress=report,
+                                options=options)
         ratios = stats.get("quantization", {})
         console.print(f"{split}: {stats.get('files')} pieces, {stats.get('seconds', 0) / 3600:.2f} h of audio; "
                       f"Table I ratios {ratios}", highlight=False)
@@ -222,6 +235,10 @@ def train(
     max_valid: int = typer.Option(30, "--max-valid", help="Validation pieces scored after each epoch."),
     threads: int = typer.Option(0, "--threads", help="Torch CPU threads (0: all cores)."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint instead of resuming it."),
+    velocity_weight: float = typer.Option(0.5, "--velocity-weight", help="Weight of the velocity loss "
+                                          "(pieces built with --v2 carry velocities); 0: no velocity head."),
+    gru_layers: int = typer.Option(3, "--gru-layers", min=1, help="GRU layers of the decoder (paper: 3)."),
+    lr_decay: bool = typer.Option(False, "--lr-decay", help="Cosine learning-rate decay over the epochs."),
 ) -> None:
     """Train a transcription model; resumes from <out>.ckpt if a run was interrupted."""
     import torch
@@ -234,7 +251,8 @@ def train(
                       lm_path=str(lm_path) if lm_path else None, gamma=gamma, alpha=alpha, tau=tau,
                       gumbel_input=gumbel_input, epochs=epochs, steps_per_epoch=steps_per_epoch,
                       batch_size=batch_size, crop_tatums=crop_tatums, crop_frames=crop_frames, lr=lr, seed=seed, max_valid=max_valid,
-                      channels=tuple(int(c) for c in channels.split(",")), gru_hidden=gru_hidden)
+                      channels=tuple(int(c) for c in channels.split(",")), gru_hidden=gru_hidden,
+                      velocity_weight=velocity_weight, gru_layers=gru_layers, lr_decay=lr_decay)
     with _progress() as progress:
         task = progress.add_task("training", total=None, status="")
 
@@ -248,7 +266,7 @@ def train(
 
         try:
             state = run_training(cfg, report, resume=not fresh)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, ValueError) as exc:
             fail(str(exc))
     console.print(f"best validation F {state['best_f']:.3f}; model written to {out}")
 
@@ -322,13 +340,20 @@ def train_lm(
     epochs: int = typer.Option(30, "--epochs", help="GRU epochs."),
     resume: bool = typer.Option(False, "--resume", help="GRU: continue from <out>.ckpt."),
     seed: int = typer.Option(0, "--seed"),
+    instruments: str = typer.Option("BD,SD,HH", "--instruments",
+                                    help="Drum classes (v2 models: BD,SD,HH,OH,TT,CR,RD)."),
 ) -> None:
     """Train a drum-score language model on drum MIDI; prints per-tatum perplexity (chance = 2)."""
+    from .instruments import instruments_from_abbrevs
     from .lm_training import main as lm_main
 
     if kind == LMKind.none or (gmd is None) == (midi_dir is None):
         fail("give --kind bigram or gru, and exactly one of --gmd or --midi-dir", 2)
-    argv = ["--kind", kind.value, "--epochs", str(epochs), "--seed", str(seed)]
+    try:
+        instruments_from_abbrevs([a.strip() for a in instruments.split(",") if a.strip()])
+    except KeyError:
+        fail(f"--instruments: unknown class in {instruments!r} (known: BD, SD, HH, OH, TT, CR, RD)", 2)
+    argv = ["--kind", kind.value, "--epochs", str(epochs), "--seed", str(seed), "--instruments", instruments]
     argv += ["--gmd", str(gmd)] if gmd else ["--midi-dir", str(midi_dir)]
     for flag, value in (("--valid-dir", valid_dir), ("--test-dir", test_dir), ("--out", out)):
         if value is not None:

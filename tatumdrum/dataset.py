@@ -8,10 +8,19 @@ import numpy as np
 import torch
 
 from .features import MEL
+from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument, instruments_from_abbrevs
 from .score import DrumScore
 from .tatums import BeatGrid, tatum_frame_spans
 
 SOURCES = ("drums", "mix")
+# v2 pieces carry the band stem too: "remix" mixes drums and band afresh for every crop.
+V2_SOURCES = ("drums", "mix", "remix")
+# Drum-to-band level of a remix, in dB: from drums buried under a loud band to drums on top.
+REMIX_DRUM_DB = (-14.0, 8.0)
+# A drums-only crop carries a faint band this often, like a separated or bled drum stem.
+BLEED_PROBABILITY = 0.3
+BLEED_DB = (-35.0, -12.0)
+GAIN_DB = (-12.0, 6.0)
 
 
 @dataclass
@@ -27,6 +36,8 @@ class Piece:
     onset_times: dict[str, np.ndarray]
     beats: BeatGrid
     tatums_per_beat: int
+    instruments: tuple[DrumInstrument, ...] = DEFAULT_INSTRUMENTS
+    velocities: np.ndarray | None = None  # (K, M) uint8 MIDI velocity at onsets (v2 pieces)
 
 
 def load_piece(path: Path) -> Piece:
@@ -34,12 +45,17 @@ def load_piece(path: Path) -> Piece:
         grid = BeatGrid(z["beat_times"].astype(float), z["beat_positions"].astype(int))
         tpb = int(z["tatums_per_beat"])
         targets = z["targets"].astype(np.uint8)
-        score = DrumScore(grid, tpb, targets.astype(bool))
+        instruments = instruments_from_abbrevs([str(a) for a in z["instruments"]]) if "instruments" in z.files \
+            else DEFAULT_INSTRUMENTS
+        score = DrumScore(grid, tpb, targets.astype(bool), instruments)
         bar_starts = np.array([s * tpb for s, _ in score.bars()])
         onsets = {k[len("onset_times_"):]: z[k].astype(float) for k in z.files if k.startswith("onset_times_")}
-        return Piece(path.stem, {"drums": z["mel_drums"], "mix": z["mel_mix"]},
-                     z["tatum_times"].astype(float), targets, score.bar_tatum_lengths(), bar_starts, onsets,
-                     grid, tpb)
+        mels = {"drums": z["mel_drums"], "mix": z["mel_mix"]}
+        if "mel_band" in z.files:
+            mels["band"] = z["mel_band"]
+        return Piece(path.stem, mels, z["tatum_times"].astype(float), targets, score.bar_tatum_lengths(),
+                     bar_starts, onsets, grid, tpb, instruments,
+                     z["velocities"] if "velocities" in z.files else None)
 
 
 def load_pieces(folder: Path) -> list[Piece]:
@@ -55,10 +71,46 @@ class Batch:
     spans: list[torch.Tensor]  # per piece (M, 2)
     targets: torch.Tensor  # (B, K, M)
     bar_lengths: torch.Tensor  # (B, M)
+    velocities: torch.Tensor | None = None  # (B, K, M) velocity / 127 at onsets, when all pieces have them
+
+
+def random_eq_curve(rng: np.random.Generator, n_mels: int = MEL.n_mels) -> np.ndarray:
+    """Gain in dB per mel band: a tilt and one to three broad bells, like a mixing EQ seen through the mel scale."""
+    x = np.linspace(0.0, 1.0, n_mels)
+    curve = rng.uniform(-6.0, 6.0) * (x - 0.5)
+    for _ in range(int(rng.integers(1, 4))):
+        curve += rng.uniform(-8.0, 8.0) * np.exp(-0.5 * ((x - rng.uniform(0, 1)) / rng.uniform(0.04, 0.2)) ** 2)
+    return curve
+
+
+def remix_mel(drums: np.ndarray, band: np.ndarray | None, rng: np.random.Generator, drum_db: float,
+              band_db: float | None) -> np.ndarray:
+    """log(1 + mel) of drums and band at new levels, with a random EQ and gain.
+
+    Magnitudes of independent sources add in power on average, so the remix is
+    sqrt(drums^2 + band^2) per mel bin: not the exact mixture, but close, and free of an STFT per crop.
+    """
+    eq = 10 ** ((random_eq_curve(rng, drums.shape[1]) + rng.uniform(*GAIN_DB)) / 20.0)
+    power = (np.expm1(drums.astype(np.float32)) * 10 ** (drum_db / 20)) ** 2
+    if band is not None and band_db is not None:
+        power += (np.expm1(band.astype(np.float32)) * 10 ** (band_db / 20)) ** 2
+    return np.log1p(np.sqrt(power) * eq[None, :].astype(np.float32))
+
+
+def source_mel(piece: Piece, source: str, f0: int, f1: int, rng: np.random.Generator) -> np.ndarray:
+    """Frames f0:f1 of a piece's source; v2 pieces remix drums-only and "remix" crops afresh."""
+    if "band" not in piece.mels or source == "mix":
+        return piece.mels[source][f0:f1].astype(np.float32)
+    drums, band = piece.mels["drums"][f0:f1], piece.mels["band"][f0:f1]
+    if source == "drums":
+        bleed = float(rng.uniform(*BLEED_DB)) if rng.random() < BLEED_PROBABILITY else None
+        return remix_mel(drums, band, rng, 0.0, bleed)
+    # The stems were stored at equal gain; drum_db is then the drum-to-band ratio of the remix.
+    return remix_mel(drums, band, rng, float(rng.uniform(*REMIX_DRUM_DB)), 0.0)
 
 
 def crop(piece: Piece, source: str, n_tatums: int, rng: np.random.Generator, fps: float = MEL.fps
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """A crop of `n_tatums` tatums starting on a bar line, with the frames it pools over.
 
     Starting on a bar keeps the bar-level context the language model conditions on.
@@ -67,12 +119,13 @@ def crop(piece: Piece, source: str, n_tatums: int, rng: np.random.Generator, fps
     starts = piece.bar_starts[piece.bar_starts + n_tatums <= m_total]
     m0 = int(rng.choice(starts)) if len(starts) else 0
     m1 = min(m0 + n_tatums, m_total)
-    mel = piece.mels[source]
-    spans = tatum_frame_spans(piece.tatum_times, fps, len(mel))[m0:m1]
+    n_frames = len(piece.mels["drums"])
+    spans = tatum_frame_spans(piece.tatum_times, fps, n_frames)[m0:m1]
     f0 = max(int(spans[0, 0]) - 8, 0)
-    f1 = min(int(spans[-1, 1]) + 8, len(mel))
-    return (mel[f0:f1].astype(np.float32), spans - f0, piece.targets[:, m0:m1].astype(np.float32),
-            piece.bar_lengths[m0:m1])
+    f1 = min(int(spans[-1, 1]) + 8, n_frames)
+    velocities = None if piece.velocities is None else piece.velocities[:, m0:m1].astype(np.float32) / 127.0
+    return (source_mel(piece, source, f0, f1, rng), spans - f0, piece.targets[:, m0:m1].astype(np.float32),
+            piece.bar_lengths[m0:m1], velocities)
 
 
 def make_batch(pieces: list[Piece], batch_size: int, n_tatums: int, rng: np.random.Generator,
@@ -83,11 +136,15 @@ def make_batch(pieces: list[Piece], batch_size: int, n_tatums: int, rng: np.rand
         piece = pieces[int(rng.integers(len(pieces)))]
         if len(piece.tatum_times) < n_tatums:
             continue
-        items.append(crop(piece, str(rng.choice(sources)), n_tatums, rng))
+        usable = [s for s in sources if s in piece.mels or (s == "remix" and "band" in piece.mels)]
+        items.append(crop(piece, str(rng.choice(usable)), n_tatums, rng))
     t_max = max(len(i[0]) for i in items)
     mel = np.zeros((batch_size, t_max, items[0][0].shape[1]), dtype=np.float32)
     for b, item in enumerate(items):
         mel[b, : len(item[0])] = item[0]
+    velocities = None
+    if all(i[4] is not None for i in items):
+        velocities = torch.from_numpy(np.stack([i[4] for i in items]))
     return Batch(torch.from_numpy(mel), [torch.from_numpy(i[1]).long() for i in items],
                  torch.from_numpy(np.stack([i[2] for i in items])),
-                 torch.from_numpy(np.stack([i[3] for i in items])).long())
+                 torch.from_numpy(np.stack([i[3] for i in items])).long(), velocities)

@@ -34,8 +34,8 @@ class Track:
 
 
 def read_onsets_tsv(path: Path) -> dict[str, np.ndarray]:
-    """Annotated onsets (time, class) folded to tatumdrum's abbreviations; other classes are dropped."""
-    times: dict[str, list[float]] = {"BD": [], "SD": [], "HH": []}
+    """Annotated onsets (time, class) folded to tatumdrum's scoring groups (BD, SD, HH, TT, CY); others are dropped."""
+    times: dict[str, list[float]] = {g: [] for g in dict.fromkeys(ANNOTATION_LABELS.values())}
     for line in Path(path).read_text().splitlines():
         parts = line.split()
         if len(parts) >= 2 and parts[1] in ANNOTATION_LABELS:
@@ -67,14 +67,15 @@ def midi_annotated_tracks(folder: Path) -> Iterator[Track]:
     import pretty_midi
 
     from .data.gmd import drum_onsets, midi_beat_grid
+    from .instruments import SEVEN_CLASSES
 
     for audio in sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".wav", ".flac", ".ogg", ".mp3"}):
         midi = next((m for m in (audio.with_suffix(".mid"), audio.with_suffix(".midi")) if m.is_file()), None)
         if midi is None:
             continue
         pm = pretty_midi.PrettyMIDI(str(midi))
-        onsets = drum_onsets(pm)
-        yield Track(audio.stem, {"mix": audio}, {"BD": onsets[0], "SD": onsets[1], "HH": onsets[2]},
+        onsets = drum_onsets(pm, SEVEN_CLASSES)
+        yield Track(audio.stem, {"mix": audio}, {i.abbrev: t for i, t in zip(SEVEN_CLASSES, onsets)},
                     midi_beat_grid(pm))
 
 
@@ -128,8 +129,9 @@ def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, 
 
 
 def table_markdown(table: Table, title: str = "") -> str:
-    """One row per (source, beats), F (P / R) in percent per instrument and summed."""
-    names = ["all", "BD", "SD", "HH"]
+    """One row per (source, beats), F (P / R) in percent per group, summed over BD+SD+HH and over the kit."""
+    present = {n for cell in table.values() for n in cell}
+    names = [n for n in ("all", "BD", "SD", "HH", "TT", "CY", "kit") if n in present]
     lines = [f"**{title}**", ""] if title else []
     lines += ["| audio | beats | " + " | ".join(f"{n} F (P/R)" for n in names) + " |",
               "|---|---|" + "---|" * len(names)]
@@ -157,11 +159,12 @@ def read_transcription(path: Path) -> dict[str, np.ndarray]:
     """Onset times per instrument from a transcription tatumdrum wrote (.mid/.midi or .json)."""
     import json
 
+    from .instruments import SEVEN_CLASSES
     from .midi import read_midi_onsets
 
     if path.suffix.lower() == ".json":
         return {k: np.asarray(v, dtype=float) for k, v in json.loads(path.read_text())["onsets"].items()}
-    return read_midi_onsets(path)
+    return read_midi_onsets(path, SEVEN_CLASSES)
 
 
 def evaluate_transcriptions(folder: Path, tracks: list[Track]) -> dict[str, OnsetCounts]:

@@ -22,16 +22,23 @@ from .weights import TrainedModel, load_model
 StageFn = Callable[[str], None]
 
 
-@torch.inference_mode()
 def tatum_probabilities(model: TrainedModel, mel: np.ndarray, tatum_times: np.ndarray) -> np.ndarray:
     """phi (K, M) for a whole song; long songs run the encoder in chunks (exact, see encode_in_chunks)."""
+    return tatum_outputs(model, mel, tatum_times)[0]
+
+
+@torch.inference_mode()
+def tatum_outputs(model: TrainedModel, mel: np.ndarray, tatum_times: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """phi (K, M) and, from models with a velocity head, the velocity / 127 of a stroke at each tatum."""
     x = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
     net = model.net
     frames = encode_in_chunks(net.encoder, x)
     if model.kind == "tatum":
         spans = spans_tensor(tatum_times, MEL.fps, len(frames))
-        logits = net.decode_logits(net.pool(frames[None], [spans]))
-        return torch.sigmoid(logits)[0].numpy()
+        logits, velocity = net.decode(net.pool(frames[None], [spans]))
+        return (torch.sigmoid(logits)[0].numpy(),
+                None if velocity is None else torch.sigmoid(velocity)[0].numpy())
     # Baseline: frame activations, peak picking (eq. 10's companion), then quantisation to tatums.
     act = torch.sigmoid(net.decode_logits(frames[None]))[0].numpy()
     phi = np.zeros((act.shape[0], len(tatum_times)), dtype=np.float32)
@@ -39,7 +46,7 @@ def tatum_probabilities(model: TrainedModel, mel: np.ndarray, tatum_times: np.nd
         peaks = pick_peaks(act[k], model.threshold)
         idx = quantize_to_tatums(peaks / MEL.fps, tatum_times)
         np.maximum.at(phi[k], idx, act[k, peaks])
-    return phi
+    return phi, None
 
 
 @dataclass
@@ -77,9 +84,9 @@ class Transcriber:
         stage("features")
         mel = log_mel(drums)
         stage("crnn")
-        phi = tatum_probabilities(self.model, mel, score.tatum_times)
+        phi, velocity = tatum_outputs(self.model, mel, score.tatum_times)
         threshold = self.model.threshold if self.threshold is None else self.threshold
-        return DrumScore(beats, self.tatums_per_beat, phi >= threshold, self.model.instruments, phi), drums
+        return DrumScore(beats, self.tatums_per_beat, phi >= threshold, self.model.instruments, phi, velocity), drums
 
     def transcribe(self, path: Path, beats: BeatGrid | None = None, stage: StageFn | None = None) -> DrumScore:
         (stage or (lambda name: None))("decoding")

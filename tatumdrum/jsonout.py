@@ -29,6 +29,11 @@ def score_to_dict(score: DrumScore) -> dict[str, Any]:
         ],
         "onsets": {abbrev: _times(times) for abbrev, times in score.onset_times().items()},
     }
+    if score.velocities is not None:
+        # MIDI velocity (1-127) of each onset, in the order of "onsets".
+        data["velocities"] = {inst.abbrev: [int(np.clip(round(127 * float(v)), 1, 127))
+                                            for v in score.velocities[k, score.onsets[k]]]
+                              for k, inst in enumerate(score.instruments)}
     if score.probabilities is not None:
         data["probabilities"] = np.round(np.asarray(score.probabilities, dtype=float), 4).tolist()
     return data

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument
+from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument, instruments_from_abbrevs
 from .lm import GruLM, MarginalLM, ScoreLike, SkipBigram, collate_scores, perplexity, score_arrays
 from .score import DrumScore
 
@@ -220,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-dir", type=Path, help="with --midi-dir: held-out MIDI folder to report perplexity on")
     parser.add_argument("--out", type=Path, help="where to save the model (.pt)")
     parser.add_argument("--tatums-per-beat", type=int, default=4)
+    parser.add_argument("--instruments", default="BD,SD,HH",
+                        help="drum classes, comma-separated (v2 models: BD,SD,HH,OH,TT,CR,RD)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=128, help="tatums per random training crop")
@@ -239,17 +241,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    try:
+        instruments = instruments_from_abbrevs([a.strip() for a in args.instruments.split(",") if a.strip()])
+    except KeyError as exc:
+        parser.error(f"--instruments: {exc.args[0]}")
     t0 = time.perf_counter()
     eval_sets: dict[str, list[DrumScore]] = {}
+    tpb = args.tatums_per_beat
     if args.gmd is not None:
-        train = load_scores((args.gmd, "train"), args.tatums_per_beat)
-        valid = load_scores((args.gmd, "validation"), args.tatums_per_beat)
-        eval_sets = {"validation": valid, "test": load_scores((args.gmd, "test"), args.tatums_per_beat)}
+        train = load_scores((args.gmd, "train"), tpb, instruments)
+        valid = load_scores((args.gmd, "validation"), tpb, instruments)
+        eval_sets = {"validation": valid, "test": load_scores((args.gmd, "test"), tpb, instruments)}
         data_desc = f"Groove MIDI Dataset ({args.gmd.name}) train split"
     else:
-        train = load_scores(args.midi_dir, args.tatums_per_beat)
+        train = load_scores(args.midi_dir, tpb, instruments)
         if args.valid_dir is not None:
-            valid = load_scores(args.valid_dir, args.tatums_per_beat)
+            valid = load_scores(args.valid_dir, tpb, instruments)
         else:
             order = np.random.default_rng(args.seed).permutation(len(train))
             n_valid = max(1, int(round(args.valid_fraction * len(train))))
@@ -257,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             train = [train[i] for i in order[n_valid:]]
         eval_sets = {"validation": valid}
         if args.test_dir is not None:
-            eval_sets["test"] = load_scores(args.test_dir, args.tatums_per_beat)
+            eval_sets["test"] = load_scores(args.test_dir, tpb, instruments)
         data_desc = f"drum MIDI under {args.midi_dir}"
     print(f"loaded {len(train)} training scores ({sum(s.n_tatums for s in train)} tatums) "
           f"in {time.perf_counter() - t0:.1f} s", flush=True)

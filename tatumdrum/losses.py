@@ -66,3 +66,15 @@ def language_loss(nll: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], log
     x = logits if gumbel_input == "logit" else torch.sigmoid(logits)
     y = gumbel_sigmoid(x, tau, generator)
     return nll(y, bar_lengths).sum() / logits.numel()
+
+
+def velocity_loss(velocity_logits: torch.Tensor, velocity: torch.Tensor, onsets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the predicted velocity (sigmoid of the logits, velocity / 127) at the true onsets.
+
+    Only struck cells count: a silent drum has no velocity. Binary cross-entropy with soft targets is
+    minimised at the target itself, like a squared error, but keeps gradients alive near 0 and 1.
+    """
+    mask = onsets > 0.5
+    if not bool(mask.any()):
+        return velocity_logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(velocity_logits[mask], velocity[mask])

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import mir_eval
 import numpy as np
 
+from .instruments import ALL_INSTRUMENTS, HEADLINE_GROUPS
+
 
 @dataclass
 class OnsetCounts:
@@ -43,14 +45,30 @@ def match_onsets(reference: np.ndarray, estimated: np.ndarray, window: float = 0
     return OnsetCounts(len(matching), len(estimated), len(reference))
 
 
+def group_onsets(onsets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Onsets per scoring group (BD, SD, HH, TT, CY) from onsets per class: open and closed hi-hat are
+    both HH, crash and ride both CY, as in MDB Drums' annotations. Keys that are groups stay as they are."""
+    group_of = {inst.abbrev: inst.group for inst in ALL_INSTRUMENTS}
+    merged: dict[str, list[np.ndarray]] = {}
+    for name, times in onsets.items():
+        merged.setdefault(group_of.get(name, name), []).append(np.asarray(times, dtype=float))
+    # A stroke written in two classes on one tatum (HH and OH) is one stroke of the group.
+    return {g: np.unique(np.concatenate(parts)) for g, parts in merged.items()}
+
+
 def score_onsets(reference: dict[str, np.ndarray], estimated: dict[str, np.ndarray],
                  window: float = 0.05) -> dict[str, OnsetCounts]:
-    """Counts per instrument (keys of `reference`) plus their sum under the key "all"."""
+    """Counts per scoring group (keys of `reference`, see `group_onsets`), their sum over BD, SD and HH
+    under "all" (the paper's drums, Table II), and over every group under "kit"."""
+    reference, estimated = group_onsets(reference), group_onsets(estimated)
     result: dict[str, OnsetCounts] = {}
-    total = OnsetCounts()
+    total, kit = OnsetCounts(), OnsetCounts()
     for name, ref in reference.items():
         counts = match_onsets(ref, estimated.get(name, np.zeros(0)), window)
         result[name] = counts
-        total = total + counts
+        kit = kit + counts
+        if name in HEADLINE_GROUPS:
+            total = total + counts
     result["all"] = total
+    result["kit"] = kit
     return result

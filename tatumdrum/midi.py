@@ -7,7 +7,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument
+from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument, note_to_row
 from .score import DrumScore
 
 TICKS_PER_BEAT = 480
@@ -17,7 +17,10 @@ STANDARD_KIT = 0
 MAX_TEMPO_US = 0xFFFFFF
 
 
-def _velocity(p: float | None) -> int:
+def _velocity(p: float | None, velocity: float | None = None) -> int:
+    """MIDI velocity: the predicted one (velocity / 127) where the model gives it, else from phi."""
+    if velocity is not None:
+        return int(np.clip(round(127 * float(velocity)), 1, 127))
     if p is None:
         return 100
     return int(np.clip(round(60 + 67 * float(p)), 1, 127))
@@ -91,8 +94,9 @@ def write_midi(score: DrumScore, path: Path) -> None:
         for m in np.flatnonzero(score.onsets[k]):
             on = first_tick + int(m) * tatum_ticks
             p = None if score.probabilities is None else score.probabilities[k, m]
+            v = None if score.velocities is None else score.velocities[k, m]
             notes.append((on, 2, mido.Message("note_on", channel=DRUM_CHANNEL, note=inst.gm_note,
-                                              velocity=_velocity(p))))
+                                              velocity=_velocity(p, v))))
             # Offs sort before ons at the same tick so a following stroke is not cut short.
             notes.append((on + length, 1, mido.Message("note_off", channel=DRUM_CHANNEL,
                                                        note=inst.gm_note, velocity=0)))
@@ -106,17 +110,19 @@ def write_midi(score: DrumScore, path: Path) -> None:
 def read_midi_onsets(
     path: Path, instruments: tuple[DrumInstrument, ...] = DEFAULT_INSTRUMENTS
 ) -> dict[str, np.ndarray]:
-    """Sorted onset times in seconds per instrument abbreviation; other notes are ignored."""
+    """Sorted onset times in seconds per instrument abbreviation; other notes are ignored.
+
+    Notes of classes missing from `instruments` fold as `note_to_row` says (open hi-hat into hi-hat).
+    """
     import pretty_midi
 
     pm = pretty_midi.PrettyMIDI(str(path))
     drums = [i for i in pm.instruments if i.is_drum]
     # Some drum files put the kit on another channel; with no channel-10 part, read them all.
     tracks = drums or pm.instruments
-    table: dict[int, str] = {}
+    table = {note: instruments[row].abbrev for note, row in note_to_row(instruments).items()}
     for inst in instruments:
-        for note in (*inst.source_notes, inst.gm_note):
-            table[note] = inst.abbrev
+        table[inst.gm_note] = inst.abbrev
     found: dict[str, list[float]] = {inst.abbrev: [] for inst in instruments}
     for track in tracks:
         for note in track.notes:

@@ -27,6 +27,8 @@ class CRNNConfig:
     # The paper does not say; offline transcription can look ahead, so both directions are used.
     bidirectional: bool = True
     dropout: float = 0.3
+    # A second head regresses each onset's velocity (v2 models); v1 files have no such key.
+    velocity: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -35,7 +37,7 @@ class CRNNConfig:
     def from_dict(cls, d: dict) -> "CRNNConfig":
         d = dict(d)
         d["channels"] = tuple(d["channels"])
-        return cls(**d)
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 class ConvEncoder(nn.Module):
@@ -97,11 +99,18 @@ class _CRNN(nn.Module):
         self.dropout = nn.Dropout(self.cfg.dropout)
         self.fc = nn.Linear(out, self.cfg.n_instruments)
         nn.init.zeros_(self.fc.bias)
+        self.velocity_fc = nn.Linear(out, self.cfg.n_instruments) if self.cfg.velocity else None
+
+    def decode(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, steps, D) features to (B, K, steps) onset logits and velocity logits (None without that head)."""
+        h, _ = self.decoder(features)
+        h = self.dropout(h)
+        velocity = self.velocity_fc(h).transpose(1, 2) if self.velocity_fc is not None else None
+        return self.fc(h).transpose(1, 2), velocity
 
     def decode_logits(self, features: torch.Tensor) -> torch.Tensor:
         """(B, steps, D) features to (B, K, steps) logits: steps are tatums or frames."""
-        h, _ = self.decoder(features)
-        return self.fc(self.dropout(h)).transpose(1, 2)
+        return self.decode(features)[0]
 
 
 class TatumCRNN(_CRNN):
@@ -115,6 +124,11 @@ class TatumCRNN(_CRNN):
     def forward(self, mel: torch.Tensor, spans: list[torch.Tensor]) -> torch.Tensor:
         """Logits of phi, (B, K, M). Apply a sigmoid for probabilities."""
         return self.decode_logits(self.pool(self.encoder(mel), spans))
+
+    def forward_with_velocity(self, mel: torch.Tensor, spans: list[torch.Tensor]
+                              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits of phi and of the velocity (velocity / 127 after a sigmoid), each (B, K, M)."""
+        return self.decode(self.pool(self.encoder(mel), spans))
 
 
 class FrameCRNN(_CRNN):

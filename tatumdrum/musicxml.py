@@ -17,6 +17,11 @@ TYPES = {
     Fraction(1, 4): "16th", Fraction(1, 8): "32nd", Fraction(1, 16): "64th",
     Fraction(1, 32): "128th", Fraction(1, 64): "256th",
 }
+# Dynamics written on single strokes, from the velocity (MIDI / 127): an accent at or above
+# ACCENT, a ghost note (notehead in parentheses) at or below GHOST; GMD drummers' accents sit
+# around 110-127 and their ghost notes under 45.
+ACCENT = 105 / 127
+GHOST = 45 / 127
 DOCTYPE = ('<!DOCTYPE score-partwise PUBLIC "-//Recordare//DTD MusicXML 4.0 Partwise//EN" '
            '"http://www.musicxml.org/dtds/partwise.dtd">')
 
@@ -81,8 +86,8 @@ def _sub(parent: ET.Element, tag: str, text: object = None, **attrib: str) -> ET
 
 
 def _note(measure: ET.Element, tatums: int, tpb: int, voice: int,
-          drum: DrumInstrument | None = None, chord: bool = False) -> ET.Element:
-    """Append one note (or a rest when `drum` is None) of a writable length."""
+          drum: DrumInstrument | None = None, chord: bool = False, velocity: float | None = None) -> ET.Element:
+    """Append one note (or a rest when `drum` is None) of a writable length; `velocity` marks accents and ghosts."""
     value = _note_value(tatums, tpb)
     assert value is not None, "lengths come from _split"
     kind, dots, ratio = value
@@ -108,8 +113,13 @@ def _note(measure: ET.Element, tatums: int, tpb: int, voice: int,
         _sub(modification, "normal-notes", ratio[1])
     if drum is not None:
         _sub(note, "stem", drum.stem)
-        if drum.notehead != "normal":
-            _sub(note, "notehead", drum.notehead)
+        ghost = velocity is not None and velocity <= GHOST
+        if drum.notehead != "normal" or ghost:
+            head = _sub(note, "notehead", drum.notehead)
+            if ghost:
+                head.set("parentheses", "yes")
+        if velocity is not None and velocity >= ACCENT:
+            _sub(_sub(_sub(note, "notations"), "articulations"), "accent")
     return note
 
 
@@ -129,8 +139,9 @@ def _mark_tuplets(heads: list[tuple[ET.Element, bool]]) -> None:
             _sub(notations, "tuplet", type=kind, bracket="yes")
 
 
-def _write_beat(measure: ET.Element, hits: np.ndarray, drums: list[DrumInstrument], tpb: int, voice: int) -> None:
-    """One beat of one voice; `hits` is (drums, tpb). Lengths stop at the next onset or the beat end."""
+def _write_beat(measure: ET.Element, hits: np.ndarray, drums: list[DrumInstrument], tpb: int, voice: int,
+                velocities: np.ndarray | None = None) -> None:
+    """One beat of one voice; `hits` (and `velocities`) are (drums, tpb). Lengths stop at the next onset or the beat end."""
     onsets = np.flatnonzero(hits.any(axis=0)).tolist()
     heads: list[tuple[ET.Element, bool]] = []
 
@@ -142,9 +153,10 @@ def _write_beat(measure: ET.Element, hits: np.ndarray, drums: list[DrumInstrumen
     for start, stop in zip(onsets, onsets[1:] + [tpb]):
         # A stroke is written as long as the notation allows; what is left over becomes rests.
         first, *_ = _split(stop - start, tpb)
-        struck = [d for k, d in enumerate(drums) if hits[k, start]]
-        for j, drum in enumerate(struck):
-            element = _note(measure, first, tpb, voice, drum, chord=j > 0)
+        struck = [(k, d) for k, d in enumerate(drums) if hits[k, start]]
+        for j, (k, drum) in enumerate(struck):
+            velocity = None if velocities is None else float(velocities[k, start])
+            element = _note(measure, first, tpb, voice, drum, chord=j > 0, velocity=velocity)
             if j == 0:
                 heads.append((element, _is_tuplet(first, tpb)))
         rests(stop - start - first)
@@ -183,6 +195,7 @@ def write_musicxml(score: DrumScore, path: Path) -> None:
     part = _sub(root, "part", id=PART_ID)
     voices = _voices(score)
     hits = score.onsets.reshape(len(score.instruments), -1, tpb)  # (K, beats, tatums)
+    velocities = None if score.velocities is None else score.velocities.reshape(hits.shape)
     bpm = 60.0 / float(np.median(np.diff(score.beats.times)))
     previous_beats = None
     for number, (first_beat, stop_beat) in enumerate(score.bars(), start=1):
@@ -216,7 +229,8 @@ def write_musicxml(score: DrumScore, path: Path) -> None:
                 _sub(rest, "voice", v)
                 continue
             for beat in range(first_beat, stop_beat):
-                _write_beat(measure, hits[rows, beat], drums, tpb, v)
+                _write_beat(measure, hits[rows, beat], drums, tpb, v,
+                            None if velocities is None else velocities[rows, beat])
 
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")

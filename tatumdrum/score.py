@@ -22,18 +22,24 @@ class DrumScore:
     onsets: np.ndarray  # (K, M) bool
     instruments: tuple[DrumInstrument, ...] = DEFAULT_INSTRUMENTS
     probabilities: np.ndarray | None = None  # (K, M) float in [0, 1]
+    # How hard each onset is struck, MIDI velocity / 127, where a model or the annotation says.
+    velocities: np.ndarray | None = None  # (K, M) float in [0, 1]
     tatum_times: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.onsets = np.asarray(self.onsets, dtype=bool)
         if self.probabilities is not None:
             self.probabilities = np.asarray(self.probabilities, dtype=np.float32)
+        if self.velocities is not None:
+            self.velocities = np.asarray(self.velocities, dtype=np.float32)
         self.tatum_times = interpolate_tatums(self.beats.times, self.tatums_per_beat)
         expected = (len(self.instruments), len(self.tatum_times))
         if self.onsets.shape != expected:
             raise ValueError(f"onsets have shape {self.onsets.shape}, expected {expected}")
         if self.probabilities is not None and self.probabilities.shape != expected:
             raise ValueError("probabilities and onsets differ in shape")
+        if self.velocities is not None and self.velocities.shape != expected:
+            raise ValueError("velocities and onsets differ in shape")
 
     @property
     def n_tatums(self) -> int:
@@ -71,4 +77,4 @@ class DrumScore:
         if self.probabilities is None:
             raise ValueError("this score has no probabilities to threshold")
         return DrumScore(self.beats, self.tatums_per_beat, self.probabilities >= delta,
-                         self.instruments, self.probabilities)
+                         self.instruments, self.probabilities, self.velocities)

@@ -14,10 +14,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .dataset import SOURCES, Piece, load_pieces, make_batch
+from .dataset import SOURCES, V2_SOURCES, Piece, load_pieces, make_batch
 from .features import MEL
-from .instruments import DEFAULT_INSTRUMENTS
-from .losses import frame_loss, language_loss, total_loss, transcription_loss
+from .instruments import DrumInstrument
+from .losses import frame_loss, language_loss, total_loss, transcription_loss, velocity_loss
 from .metrics import OnsetCounts, score_onsets
 from .model import CRNNConfig, FrameCRNN, TatumCRNN
 from .weights import TrainedModel
@@ -51,7 +51,14 @@ class TrainConfig:
     max_valid: int | None = 40
     channels: tuple[int, int] = (12, 24)
     gru_hidden: int = 98
-    sources: tuple[str, ...] = SOURCES
+    # None: ("drums", "mix"), plus "remix" where the pieces carry a band stem (v2 builds).
+    sources: tuple[str, ...] | None = None
+    # Weight of the velocity loss (v2 pieces carry velocities); 0 trains no velocity head.
+    velocity_weight: float = 0.5
+    gru_layers: int = 3
+    # Cosine decay of the learning rate to `lr_floor` * lr over the epochs; off keeps lr constant (v1).
+    lr_decay: bool = False
+    lr_floor: float = 0.05
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -67,8 +74,8 @@ ProgressFn = Callable[[str, int, int, dict], None]
 
 
 def _frame_targets(piece: Piece, n_frames: int, fps: float = MEL.fps) -> np.ndarray:
-    targets = np.zeros((len(DEFAULT_INSTRUMENTS), n_frames), dtype=np.float32)
-    for k, inst in enumerate(DEFAULT_INSTRUMENTS):
+    targets = np.zeros((len(piece.instruments), n_frames), dtype=np.float32)
+    for k, inst in enumerate(piece.instruments):
         idx = np.round(piece.onset_times.get(inst.abbrev, np.zeros(0)) * fps).astype(int)
         targets[k, idx[(idx >= 0) & (idx < n_frames)]] = 1.0
     return targets
@@ -78,7 +85,7 @@ def _frame_batch(pieces: list[Piece], cfg: TrainConfig, rng: np.random.Generator
     mels, targets = [], []
     while len(mels) < cfg.batch_size:
         piece = pieces[int(rng.integers(len(pieces)))]
-        mel = piece.mels[str(rng.choice(cfg.sources))]
+        mel = piece.mels[str(rng.choice([s for s in cfg.sources if s in piece.mels]))]
         if len(mel) < cfg.crop_frames:
             continue
         f0 = int(rng.integers(len(mel) - cfg.crop_frames + 1))
@@ -94,7 +101,7 @@ def validate(net: torch.nn.Module, kind: str, pieces: list[Piece], threshold: fl
 
     net.eval()
     # The same path as transcription: the baseline's peaks are picked and quantised there too.
-    model = TrainedModel(net, kind, DEFAULT_INSTRUMENTS, threshold)
+    model = TrainedModel(net, kind, pieces[0].instruments, threshold)
     report = {}
     for source in sources:
         total: dict[str, OnsetCounts] = {}
@@ -109,11 +116,19 @@ def validate(net: torch.nn.Module, kind: str, pieces: list[Piece], threshold: fl
     return report
 
 
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The epoch's learning rate: constant, or cosine from lr down to lr_floor * lr at the last epoch."""
+    if not cfg.lr_decay or cfg.epochs <= 1:
+        return cfg.lr
+    progress = epoch / (cfg.epochs - 1)
+    return cfg.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + np.cos(np.pi * progress)))
+
+
 def _mean_f(report: dict) -> float:
     return float(np.mean([r["all"]["f"] for r in report.values()]))
 
 
-def _load_lm(cfg: TrainConfig):
+def _load_lm(cfg: TrainConfig, instruments: tuple[DrumInstrument, ...]):
     if cfg.lm == "none":
         return None
     from .lm import load_language_model
@@ -121,6 +136,9 @@ def _load_lm(cfg: TrainConfig):
 
     path = Path(cfg.lm_path) if cfg.lm_path else bundled_model_path(f"lm/{cfg.lm}.pt")
     lm = load_language_model(path)
+    if lm.instrument_abbrevs != tuple(i.abbrev for i in instruments):
+        raise ValueError(f"{path}: the language model's drums {lm.instrument_abbrevs} are not the data's "
+                         f"{tuple(i.abbrev for i in instruments)}; give --lm-path (train-lm --instruments ...)")
     lm.eval()
     for p in lm.parameters():
         p.requires_grad_(False)
@@ -134,10 +152,17 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
     data = Path(cfg.data)
     train_pieces = load_pieces(data / "train")
     valid_pieces = load_pieces(data / "validation")[: cfg.max_valid] if (data / "validation").is_dir() else []
-    net_cfg = CRNNConfig(n_instruments=len(DEFAULT_INSTRUMENTS), channels=tuple(cfg.channels),
-                         gru_hidden=cfg.gru_hidden)
+    instruments = train_pieces[0].instruments
+    if any(p.instruments != instruments for p in train_pieces + valid_pieces):
+        raise ValueError(f"{data}: pieces with different drum classes; build train and validation alike")
+    if cfg.sources is None:
+        cfg.sources = V2_SOURCES if all("band" in p.mels for p in train_pieces) else SOURCES
+    with_velocity = cfg.velocity_weight > 0 and all(p.velocities is not None for p in train_pieces)
+    net_cfg = CRNNConfig(n_instruments=len(instruments), channels=tuple(cfg.channels), gru_hidden=cfg.gru_hidden,
+                         gru_layers=cfg.gru_layers, velocity=with_velocity and cfg.kind == "tatum")
     net = TatumCRNN(net_cfg) if cfg.kind == "tatum" else FrameCRNN(net_cfg)
-    lm = _load_lm(cfg) if cfg.kind == "tatum" else None
+    lm = _load_lm(cfg, instruments) if cfg.kind == "tatum" else None
+    valid_sources = tuple(s for s in cfg.sources if s != "remix")
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-9, weight_decay=cfg.weight_decay)
     out = Path(cfg.out)
     ckpt_path = out.with_suffix(".ckpt")
@@ -158,36 +183,45 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
     net.train()
     for epoch in range(state["epoch"], cfg.epochs):
         t0 = time.time()
-        sums = {"tran": 0.0, "lang": 0.0}
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(cfg, epoch)
+        sums = {"tran": 0.0, "lang": 0.0, "vel": 0.0}
         for step in range(cfg.steps_per_epoch):
+            l_vel = None
             if cfg.kind == "tatum":
                 batch = make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources)
-                logits = net(batch.mel, batch.spans)
+                logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
                 l_tran = transcription_loss(logits, batch.targets, cfg.gamma)
                 l_lang = (language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen)
                           if lm is not None else None)
+                if vel_logits is not None and batch.velocities is not None:
+                    l_vel = velocity_loss(vel_logits, batch.velocities, batch.targets)
             else:
                 mel, targets = _frame_batch(train_pieces, cfg, rng)
                 l_tran, l_lang = frame_loss(net(mel), targets, cfg.beta), None
             loss = total_loss(l_tran, l_lang, cfg.alpha)
+            if l_vel is not None:
+                loss = loss + cfg.velocity_weight * l_vel
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
             sums["tran"] += l_tran.item()
             sums["lang"] += l_lang.item() if l_lang is not None else 0.0
+            sums["vel"] += l_vel.item() if l_vel is not None else 0.0
             if progress:
                 progress("step", step + 1, cfg.steps_per_epoch,
                          {"epoch": epoch + 1, "loss": sums["tran"] / (step + 1), "lang": sums["lang"] / (step + 1)})
-        report = validate(net, cfg.kind, valid_pieces, cfg.threshold, cfg.sources) if valid_pieces else {}
+        report = validate(net, cfg.kind, valid_pieces, cfg.threshold, valid_sources) if valid_pieces else {}
         f = _mean_f(report) if report else -epoch
         state["seconds"] += time.time() - t0
         state["history"].append({"epoch": epoch + 1, "l_tran": sums["tran"] / cfg.steps_per_epoch,
-                                 "l_lang": sums["lang"] / cfg.steps_per_epoch, "valid": report,
+                                 "l_lang": sums["lang"] / cfg.steps_per_epoch,
+                                 "l_vel": sums["vel"] / cfg.steps_per_epoch, "valid": report,
                                  "seconds": time.time() - t0})
         if f > state["best_f"]:
             state["best_f"] = f
-            TrainedModel(net, cfg.kind, DEFAULT_INSTRUMENTS, cfg.threshold,
+            TrainedModel(net, cfg.kind, instruments, cfg.threshold,
                          {"train_config": asdict(cfg), "epoch": epoch + 1, "valid": report}).save(out)
         state["epoch"] = epoch + 1
         tmp = ckpt_path.with_suffix(".ckpt.tmp")

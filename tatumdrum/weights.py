@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument, by_abbrev
+from .instruments import DrumInstrument, instruments_from_abbrevs
 from .model import CRNNConfig, FrameCRNN, TatumCRNN
 
 DEFAULT_MODEL = "crnn.pt"
@@ -63,5 +63,5 @@ def load_model(path: Path | None = None) -> TrainedModel:
     net = (TatumCRNN if blob["kind"] == "tatum" else FrameCRNN)(cfg)
     net.load_state_dict(blob["state_dict"])
     net.eval()
-    instruments = tuple(DEFAULT_INSTRUMENTS[by_abbrev(a)] for a in blob["instruments"])
+    instruments = instruments_from_abbrevs(blob["instruments"])
     return TrainedModel(net, blob["kind"], instruments, float(blob["threshold"]), blob.get("info", {}))

@@ -36,7 +36,7 @@ def test_reads_the_mdb_layout(tmp_path):
     tracks = find_tracks(root)
     assert [t.name for t in tracks] == ["Groove"] and set(tracks[0].audio) == {"drums", "mix"}
     onsets = read_onsets_tsv(root / "Groove" / "onsets.tsv")
-    assert set(onsets) == {"BD", "SD", "HH"} and len(onsets["HH"]) > 20
+    assert set(onsets) == {"BD", "SD", "HH", "TT", "CY"} and len(onsets["HH"]) > 20
 
 
 def test_evaluate_reports_both_beat_conditions(tmp_path):

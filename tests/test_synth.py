@@ -14,7 +14,7 @@ from tatumdrum.data import effects
 from tatumdrum.data.accompaniment import generate_arrangement, melodic_soundfonts, random_accompaniment
 from tatumdrum.data.build import NPZ_KEYS, build_split
 from tatumdrum.data.synth import SAMPLE_RATE, classify_instrument, list_kits, remap_to_gm, render_drums
-from tatumdrum.instruments import DEFAULT_INSTRUMENTS
+from tatumdrum.instruments import DEFAULT_INSTRUMENTS, note_to_row
 
 KITS = list_kits()
 FLUIDR3_KITS = [k for k in KITS if k.name == "FluidR3_GM/Standard"]
@@ -165,7 +165,7 @@ def _write_midi(path: Path, bpm: float, tatum_notes: dict[int, list[int]], jitte
 
 
 def _expected_targets(tatum_notes: dict[int, list[int]], n_tatums: int) -> np.ndarray:
-    rows = {n: k for k, inst in enumerate(DEFAULT_INSTRUMENTS) for n in inst.source_notes}
+    rows = note_to_row(DEFAULT_INSTRUMENTS)  # open hi-hat (46) folds into the hi-hat row
     expected = np.zeros((len(DEFAULT_INSTRUMENTS), n_tatums), dtype=np.uint8)
     for m, notes in tatum_notes.items():
         for note in notes:

@@ -357,20 +357,30 @@ class Accompaniment:
     audio: np.ndarray
     soundfont: str
     arrangement: Arrangement
+    layers: list[str] = field(default_factory=list)  # record-like layers drawn (band.py)
 
 
 def random_accompaniment(beat_times: np.ndarray, beat_positions: np.ndarray, duration: float,
                          rng: np.random.Generator, kick_times: np.ndarray | None = None,
                          soundfont: str | None = None, end_time: float | None = None,
-                         melody: bool | None = None) -> Accompaniment:
-    """Compose and render a band over `beat_times`; the audio lasts `duration` s, the notes stop at `end_time`."""
+                         melody: bool | None = None, record_like: bool = False,
+                         piano_dirs: tuple[Path, ...] = ()) -> Accompaniment:
+    """Compose and render a band over `beat_times`; the audio lasts `duration` s, the notes stop at `end_time`.
+
+    `record_like` adds the layers of band.py (sampled pianos from `piano_dirs`, a distorted guitar, a voice).
+    """
     fonts = melodic_soundfonts()
     if not fonts:
         raise FluidError("no General MIDI soundfont installed for the accompaniment")
     if soundfont is None:
         names = sorted(fonts)
         soundfont = names[rng.integers(len(names))]
-    arrangement = generate_arrangement(beat_times, beat_positions, duration if end_time is None else end_time,
-                                       rng, kick_times, melody)
-    audio = render_arrangement(arrangement, fonts[soundfont], duration)
-    return Accompaniment(audio, soundfont, arrangement)
+    end = duration if end_time is None else end_time
+    arrangement = generate_arrangement(beat_times, beat_positions, end, rng, kick_times, melody)
+    if not record_like and not piano_dirs:
+        return Accompaniment(render_arrangement(arrangement, fonts[soundfont], duration), soundfont, arrangement)
+    from .band import render_band
+
+    audio, layers = render_band(arrangement, fonts[soundfont], duration, rng, beat_times, beat_positions, end,
+                                piano_dirs, record_like)
+    return Accompaniment(audio, soundfont, arrangement, layers)

@@ -10,7 +10,7 @@ import multiprocessing as mp
 import time
 import traceback
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -19,15 +19,35 @@ import pretty_midi
 import soundfile as sf
 
 from ..features import log_mel
-from ..instruments import DEFAULT_INSTRUMENTS, by_abbrev
+from ..instruments import DEFAULT_INSTRUMENTS, DrumInstrument, by_abbrev, instruments_from_abbrevs
 from ..tatums import BeatGrid
 from . import effects
 from .accompaniment import random_accompaniment
-from .gmd import QuantizationStats, drum_onsets, midi_beat_grid, quantize_onsets, read_info
-from .synth import SAMPLE_RATE, random_kit, render_drums
+from .gmd import QuantizationStats, drum_hits, midi_beat_grid, quantize_onsets, read_info
+from .playing import vary_playing
+from .synth import SAMPLE_RATE, Kit, list_kits, multimic_kits, random_kit, render_drums
 
+# What every piece holds; v2 builds (`BuildOptions.v2`) add mel_band, velocities and instruments.
 NPZ_KEYS = ("mel_drums", "mel_mix", "tatum_times", "beat_times", "beat_positions", "tatums_per_beat", "targets",
             *(f"onset_times_{inst.abbrev}" for inst in DEFAULT_INSTRUMENTS), "kit")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What a build renders beyond v1's defaults (all off: v1's three classes and fixed mixes).
+
+    `v2` stores the clean drum stem and the band stem apart (`mel_band`, for remixing per training
+    crop), velocities, and the instrument list; `vary` edits the playing (playing.py); `record_like`
+    adds band.py's layers; kit and piano folders add recorded kits and sampled pianos.
+    """
+
+    instruments: tuple[str, ...] = tuple(i.abbrev for i in DEFAULT_INSTRUMENTS)
+    renders: int = 1
+    v2: bool = False
+    vary: bool = False
+    record_like: bool = False
+    kit_dirs: tuple[str, ...] = ()
+    piano_dirs: tuple[str, ...] = ()
 
 # Drum-to-band level (RMS dB) of the full mix, from drums buried in the band to drums on top.
 DRUM_TO_BAND_DB = (-9.0, 3.0)
@@ -50,6 +70,8 @@ class CroppedScore:
     onsets: list[np.ndarray]  # unquantised onset times of each instrument inside the crop
     stats: QuantizationStats
     grid_end: float  # where the last tatum's span ends
+    velocities: np.ndarray  # (K, M) float, velocity / 127 of the onset at each tatum (0 where none)
+    instruments: tuple[DrumInstrument, ...] = DEFAULT_INSTRUMENTS
 
 
 def crop_time(pm: pretty_midi.PrettyMIDI, max_seconds: float) -> float | None:
@@ -61,7 +83,8 @@ def crop_time(pm: pretty_midi.PrettyMIDI, max_seconds: float) -> float | None:
     return float(inside[-1]) if len(inside) else float(max_seconds)
 
 
-def crop_and_quantise(pm: pretty_midi.PrettyMIDI, max_seconds: float, tatums_per_beat: int) -> CroppedScore:
+def crop_and_quantise(pm: pretty_midi.PrettyMIDI, max_seconds: float, tatums_per_beat: int,
+                      instruments: tuple[DrumInstrument, ...] = DEFAULT_INSTRUMENTS) -> CroppedScore:
     """Crop to whole bars within `max_seconds`, then quantise with the file's own beats (gmd.py)."""
     end = crop_time(pm, max_seconds)
     if end is None:
@@ -90,10 +113,12 @@ def crop_and_quantise(pm: pretty_midi.PrettyMIDI, max_seconds: float, tatums_per
         keep = pretty_midi.Instrument(track.program, is_drum=True, name=track.name)
         keep.notes = [n for n in track.notes if n.start < note_limit]
         cropped.instruments.append(keep)
-    onsets = drum_onsets(cropped, DEFAULT_INSTRUMENTS)
-    score, stats = quantize_onsets(onsets, grid, tatums_per_beat, DEFAULT_INSTRUMENTS)
+    hits = drum_hits(cropped, instruments)
+    onsets = [t for t, _ in hits]
+    score, stats = quantize_onsets(onsets, grid, tatums_per_beat, instruments, velocities=[v for _, v in hits])
     grid_end = float(grid.times[-1] + (grid.times[-1] - grid.times[-2]))
-    return CroppedScore(cropped, grid, score.onsets, score.tatum_times, onsets, stats, grid_end)
+    return CroppedScore(cropped, grid, score.onsets, score.tatum_times, onsets, stats, grid_end, score.velocities,
+                        instruments)
 
 
 def _first_beat_length(pm: pretty_midi.PrettyMIDI) -> float:
@@ -107,9 +132,12 @@ class Rendered:
     mix: np.ndarray
     offset: float
     meta: dict
+    band: np.ndarray | None = None  # the band as mixed, without drums (v2 builds)
+    clean_drums: np.ndarray | None = None  # the drum stem without bleed, at the mix's drum level
 
 
-def render_example(crop: CroppedScore, rng: np.random.Generator) -> Rendered:
+def render_example(crop: CroppedScore, rng: np.random.Generator, kits: tuple[Kit, ...] | None = None,
+                   options: BuildOptions = BuildOptions()) -> Rendered:
     """Drums through a random kit and effects, and a full mix with a generated band, both peak-normalised.
 
     The audio starts with a short random silence (`offset`): real songs seldom put a beat at
@@ -120,13 +148,15 @@ def render_example(crop: CroppedScore, rng: np.random.Generator) -> Rendered:
     pad = np.zeros(int(round(rng.uniform(*PREROLL_SECONDS) * SAMPLE_RATE)), dtype=np.float32)
     offset = len(pad) / SAMPLE_RATE
 
-    kit = random_kit(rng)
+    kit = random_kit(rng, kits)
     drums = np.concatenate([pad, render_drums(crop.pm, kit, rng, duration)])
     drum_chain = effects.random_chain(rng, "drums")
     drums = drum_chain(drums)
 
     band = random_accompaniment(crop.grid.times, crop.grid.positions, duration, rng,
-                                kick_times=crop.onsets[by_abbrev("BD")], end_time=crop.grid_end)
+                                kick_times=crop.onsets[by_abbrev("BD", crop.instruments)], end_time=crop.grid_end,
+                                record_like=options.record_like,
+                                piano_dirs=tuple(Path(d) for d in options.piano_dirs))
     band_chain = effects.random_chain(rng, "accompaniment")
     band_audio = band_chain(np.concatenate([pad, band.audio]))
     ratio_db = float(rng.uniform(*DRUM_TO_BAND_DB))
@@ -135,6 +165,11 @@ def render_example(crop: CroppedScore, rng: np.random.Generator) -> Rendered:
 
     master_chain = effects.random_chain(rng, "master")
     mix = effects.normalize_peak(master_chain(drums + band_audio), float(rng.uniform(*PEAK_DB)))
+    stems = None
+    if options.v2:
+        # The stems at the level they have in the mix before mastering, for remixing per crop.
+        scale = 10 ** (float(rng.uniform(*PEAK_DB)) / 20) / (float(np.max(np.abs(drums + band_audio))) + 1e-9)
+        stems = (drums * np.float32(scale), band_audio * np.float32(scale))
 
     drums_out = drums
     bleed_db = None
@@ -145,8 +180,10 @@ def render_example(crop: CroppedScore, rng: np.random.Generator) -> Rendered:
     meta = {"kit": kit.name, "band_soundfont": band.soundfont, "band": band.arrangement.describe(),
             "drum_to_band_db": round(ratio_db, 2), "bleed_db": None if bleed_db is None else round(bleed_db, 2),
             "drum_effects": drum_chain.names, "band_effects": band_chain.names, "master_effects": master_chain.names,
-            "offset": round(offset, 4)}
-    return Rendered(drums_out, mix, offset, meta)
+            "offset": round(offset, 4), "band_layers": band.layers}
+    if stems is None:
+        return Rendered(drums_out, mix, offset, meta)
+    return Rendered(drums_out, mix, offset, meta, band=stems[1], clean_drums=stems[0])
 
 
 def example_arrays(crop: CroppedScore, rendered: Rendered, tatums_per_beat: int) -> dict[str, np.ndarray]:
@@ -161,9 +198,15 @@ def example_arrays(crop: CroppedScore, rendered: Rendered, tatums_per_beat: int)
         "tatums_per_beat": np.asarray(tatums_per_beat),
         "targets": crop.targets.astype(np.uint8),
     }
-    for inst, times in zip(DEFAULT_INSTRUMENTS, crop.onsets):
+    for inst, times in zip(crop.instruments, crop.onsets):
         arrays[f"onset_times_{inst.abbrev}"] = (np.asarray(times) + off).astype(np.float32)
     arrays["kit"] = np.asarray(rendered.meta["kit"])
+    if rendered.band is not None:
+        # The clean stem replaces the bled one: training adds bleed per crop (dataset.py).
+        arrays["mel_drums"] = log_mel(rendered.clean_drums).astype(np.float16)
+        arrays["mel_band"] = log_mel(rendered.band).astype(np.float16)
+        arrays["velocities"] = np.round(crop.velocities * 127).astype(np.uint8)
+        arrays["instruments"] = np.asarray([i.abbrev for i in crop.instruments])
     return arrays
 
 
@@ -177,13 +220,16 @@ def stem_of(gmd_root: Path, midi_path: Path) -> str:
 
 
 def _build_one(task: tuple) -> dict:
-    index, midi_path, stem, out_split, seed, tatums_per_beat, max_seconds, keep_audio = task
+    index, midi_path, stem, out_split, seed, tatums_per_beat, max_seconds, keep_audio, render, kits, options = task
     started = time.perf_counter()
     try:
-        rng = np.random.default_rng([seed, index])
+        # Render 0 keeps v1's seeds, so a one-render build is the same as before renders existed.
+        rng = np.random.default_rng([seed, index] if render == 0 else [seed, index, render])
         pm = pretty_midi.PrettyMIDI(str(midi_path))
-        crop = crop_and_quantise(pm, max_seconds, tatums_per_beat)
-        rendered = render_example(crop, rng)
+        variations = vary_playing(pm, rng) if options.vary else []
+        crop = crop_and_quantise(pm, max_seconds, tatums_per_beat, instruments_from_abbrevs(options.instruments))
+        rendered = render_example(crop, rng, kits, options)
+        rendered.meta["variations"] = variations
         arrays = example_arrays(crop, rendered, tatums_per_beat)
         tmp = out_split / f".{stem}.tmp.npz"
         np.savez_compressed(tmp, **arrays)
@@ -202,7 +248,7 @@ def _build_one(task: tuple) -> dict:
 
 def build_split(gmd_root: Path, split: str, out_dir: Path, tatums_per_beat: int = 4, seed: int = 0,
                 max_files: int | None = None, max_seconds: float = 60.0, workers: int = 2, keep_audio: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> dict:
+                progress: Callable[[int, int], None] | None = None, options: BuildOptions = BuildOptions()) -> dict:
     """Render every GMD file of `split` into `out_dir/<split>/<stem>.npz` and write `stats.json` there.
 
     With `workers` > 1 the files are rendered by a spawned process pool, so a script that calls this
@@ -218,10 +264,12 @@ def build_split(gmd_root: Path, split: str, out_dir: Path, tatums_per_beat: int 
         entries = entries[:max_files]
     out_split = Path(out_dir) / split
     out_split.mkdir(parents=True, exist_ok=True)
-    tasks = [(i, e.midi_path, stem_of(gmd_root, e.midi_path), out_split, seed, tatums_per_beat, max_seconds,
-              keep_audio) for i, e in enumerate(entries)]
+    kits = list_kits() + multimic_kits([Path(d) for d in options.kit_dirs])
+    tasks = [(i, e.midi_path, stem_of(gmd_root, e.midi_path) + (f"__r{r}" if r else ""), out_split, seed,
+              tatums_per_beat, max_seconds, keep_audio, r, kits, options)
+             for r in range(options.renders) for i, e in enumerate(entries)]
     # Longest files first, so that no long file is left running alone at the end.
-    order = sorted(range(len(tasks)), key=lambda i: -min(entries[i].duration, max_seconds))
+    order = sorted(range(len(tasks)), key=lambda i: -min(entries[i % len(entries)].duration, max_seconds))
     tasks = [tasks[i] for i in order]
     total = len(tasks)
     results: list[dict] = []
@@ -240,7 +288,7 @@ def build_split(gmd_root: Path, split: str, out_dir: Path, tatums_per_beat: int 
                 results.append(result)
                 if progress:
                     progress(len(results), total)
-    results.sort(key=lambda r: r["index"])
+    results.sort(key=lambda r: (r["index"], r["stem"]))
 
     quant = QuantizationStats()
     kits: Counter[str] = Counter()
@@ -272,6 +320,7 @@ def build_split(gmd_root: Path, split: str, out_dir: Path, tatums_per_beat: int 
         "seed": seed,
         "tatums_per_beat": tatums_per_beat,
         "max_seconds": max_seconds,
+        "options": asdict(options),
         "examples": [{"stem": r["stem"], "seconds": round(r["seconds"], 3), "render_seconds": r["render_seconds"],
                       **r["meta"]} for r in ok],
     }

@@ -40,18 +40,28 @@ def read_info(gmd_root: Path, split: str | None = None) -> list[GmdEntry]:
     return entries
 
 
-def drum_onsets(pm: pretty_midi.PrettyMIDI, instruments: tuple[DrumInstrument, ...] = DEFAULT_INSTRUMENTS
-                ) -> list[np.ndarray]:
-    """Sorted onset times of each instrument, folding the kit's notes as `note_to_row` says."""
+def drum_hits(pm: pretty_midi.PrettyMIDI, instruments: tuple[DrumInstrument, ...] = DEFAULT_INSTRUMENTS
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per instrument, sorted onset times and their MIDI velocities, folding notes as `note_to_row` says."""
     table = note_to_row(instruments)
-    times: list[list[float]] = [[] for _ in instruments]
+    hits: list[list[tuple[float, int]]] = [[] for _ in instruments]
     for track in pm.instruments:
         if not track.is_drum:
             continue
         for note in track.notes:
             if note.pitch in table:
-                times[table[note.pitch]].append(note.start)
-    return [np.sort(np.asarray(t)) for t in times]
+                hits[table[note.pitch]].append((note.start, note.velocity))
+    out = []
+    for h in hits:
+        h.sort()
+        out.append((np.asarray([t for t, _ in h], dtype=float), np.asarray([v for _, v in h], dtype=float)))
+    return out
+
+
+def drum_onsets(pm: pretty_midi.PrettyMIDI, instruments: tuple[DrumInstrument, ...] = DEFAULT_INSTRUMENTS
+                ) -> list[np.ndarray]:
+    """Sorted onset times of each instrument, folding the kit's notes as `note_to_row` says."""
+    return [times for times, _ in drum_hits(pm, instruments)]
 
 
 def midi_beat_grid(pm: pretty_midi.PrettyMIDI, end_time: float | None = None) -> BeatGrid:
@@ -90,10 +100,16 @@ class QuantizationStats:
 
 def quantize_onsets(onsets: list[np.ndarray], grid: BeatGrid, tatums_per_beat: int = 4,
                     instruments: tuple[DrumInstrument, ...] = DEFAULT_INSTRUMENTS,
-                    tolerance: float = 0.05) -> tuple[DrumScore, QuantizationStats]:
-    """Snap each onset to its nearest tatum (section IV-B) and count what that loses (Table I)."""
-    empty = DrumScore(grid, tatums_per_beat, np.zeros((len(instruments), len(grid.times) * tatums_per_beat)),
-                      instruments)
+                    tolerance: float = 0.05, velocities: list[np.ndarray] | None = None
+                    ) -> tuple[DrumScore, QuantizationStats]:
+    """Snap each onset to its nearest tatum (section IV-B) and count what that loses (Table I).
+
+    With `velocities` (MIDI 1-127 per onset) the score carries velocity / 127 per tatum: the loudest
+    stroke where several land on one tatum (a flam sounds as loud as its louder stroke).
+    """
+    shape = (len(instruments), len(grid.times) * tatums_per_beat)
+    empty = DrumScore(grid, tatums_per_beat, np.zeros(shape), instruments,
+                      velocities=None if velocities is None else np.zeros(shape, dtype=np.float32))
     tatum_times = empty.tatum_times
     stats = QuantizationStats()
     for k, times in enumerate(onsets):
@@ -105,6 +121,8 @@ def quantize_onsets(onsets: list[np.ndarray], grid: BeatGrid, tatums_per_beat: i
             conflict[j] = m in seen
             seen.add(int(m))
         empty.onsets[k, idx] = True
+        if velocities is not None and len(idx):
+            np.maximum.at(empty.velocities[k], idx, np.asarray(velocities[k], dtype=np.float32) / 127.0)
         stats.total += len(idx)
         stats.conflict += int(conflict.sum())
         stats.far += int(far.sum())
@@ -118,4 +136,6 @@ def midi_to_score(path: Path, tatums_per_beat: int = 4,
     """Read a drum MIDI file and quantise it to the tatums of its own tempo map."""
     pm = pretty_midi.PrettyMIDI(str(path))
     grid = midi_beat_grid(pm)
-    return quantize_onsets(drum_onsets(pm, instruments), grid, tatums_per_beat, instruments)
+    hits = drum_hits(pm, instruments)
+    return quantize_onsets([t for t, _ in hits], grid, tatums_per_beat, instruments,
+                           velocities=[v for _, v in hits])

@@ -267,7 +267,7 @@ class Kit:
     """A drum kit: a soundfont preset (`path` is the .sf2/.sf3) or a Hydrogen kit (`path` is drumkit.xml)."""
 
     name: str
-    kind: str  # "soundfont" or "hydrogen"
+    kind: str  # "soundfont", "hydrogen" or "multimic" (`path` is the kit folder)
     path: Path
     bank: int = 128
     preset: int = 0
@@ -283,8 +283,10 @@ def timgm_path() -> Path:
 GM_DRUM_PRESETS: dict[int, str] = {0: "Standard", 8: "Room", 16: "Power", 24: "Electronic", 25: "TR-808",
                                    32: "Jazz", 40: "Brush"}
 # Drawing a family first keeps the 9 Hydrogen kits from crowding out the soundfonts, and the other way round.
-FAMILY_WEIGHTS: dict[str, float] = {"FluidR3_GM": 0.2, "MuseScore_General": 0.2, "TimGM6mb": 0.1,
-                                    "avldrums": 0.15, "hydrogen": 0.35}
+# Recorded multi-mic kits (given with `build-dataset --kit-dir`) sound most like records and are
+# remixed per render, so they get the largest share when present.
+FAMILY_WEIGHTS: dict[str, float] = {"FluidR3_GM": 0.12, "MuseScore_General": 0.12, "TimGM6mb": 0.05,
+                                    "avldrums": 0.12, "hydrogen": 0.24, "multimic": 0.35}
 
 
 def _gm_soundfonts() -> list[tuple[str, Path]]:
@@ -316,6 +318,19 @@ def list_kits() -> tuple[Kit, ...]:
             continue
         if kit.usable:
             kits.append(Kit(f"hydrogen/{xml.parent.name}", "hydrogen", xml, family="hydrogen"))
+    return tuple(kits)
+
+
+def multimic_kits(folders: tuple[Path, ...] | list[Path]) -> tuple[Kit, ...]:
+    """Recorded multi-mic kits in these folders (each a kit, or a folder of kits with Samples/ inside)."""
+    kits = []
+    for folder in folders:
+        folder = Path(folder)
+        roots = [folder] if (folder / "Samples").is_dir() else sorted(p for p in folder.iterdir()
+                                                                     if (p / "Samples").is_dir())
+        if not roots:
+            raise FileNotFoundError(f"{folder}: no multi-mic kit (a folder with Samples/<piece>/...)")
+        kits += [Kit(f"multimic/{r.name}", "multimic", r, family="multimic") for r in roots]
     return tuple(kits)
 
 
@@ -369,6 +384,10 @@ def render_drums(pm: pretty_midi.PrettyMIDI, kit: Kit, rng: np.random.Generator,
         return _render_soundfont_kit(notes, velocities, levels, tuning, kit, n_samples)
     if kit.kind == "hydrogen":
         return _render_hydrogen_kit(notes, velocities, levels, tuning, kit, rng, n_samples)
+    if kit.kind == "multimic":
+        from .multimic import load_multimic_kit, render_multimic
+
+        return render_multimic(notes, velocities, levels, tuning, load_multimic_kit(kit.path), rng, n_samples)
     raise ValueError(f"unknown kit kind {kit.kind!r}")
 
 

@@ -1,0 +1,123 @@
+"""Vary a drum performance the way drummers do before it is rendered (and before its targets are made).
+
+GMD's drummers play mostly closed hi-hat grooves. Real songs ride the ride cymbal in choruses,
+open the hi-hat on off-beats, crash on the first beat of a section, and scatter snare ghost notes.
+Each change is drawn at random per render and edits the MIDI itself, so audio and targets agree.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pretty_midi
+
+from .gmd import midi_beat_grid
+
+CLOSED_HH = (22, 42)
+OPEN_HH = 46
+RIDE = 51
+CRASHES = (49, 57)
+KICK = 36
+SNARE = 38
+
+# Probability of each variation per render.
+VARIATION_PROBABILITY = {"ride": 0.25, "open_hh": 0.3, "crashes": 0.4, "ghosts": 0.3}
+
+
+def _drum_tracks(pm: pretty_midi.PrettyMIDI) -> list[pretty_midi.Instrument]:
+    return [t for t in pm.instruments if t.is_drum]
+
+
+def _subdivision_index(times: np.ndarray, beats: np.ndarray, per_beat: int) -> np.ndarray:
+    """Index of each time's nearest 1/per_beat subdivision within its beat (0 = on the beat)."""
+    i = np.clip(np.searchsorted(beats, times, side="right") - 1, 0, len(beats) - 2)
+    frac = (times - beats[i]) / (beats[i + 1] - beats[i])
+    return np.round(frac * per_beat).astype(int) % per_beat
+
+
+def ride_for_hihat(pm: pretty_midi.PrettyMIDI) -> None:
+    """Play the closed hi-hat's part on the ride (the pedal hi-hat stays with the foot)."""
+    for track in _drum_tracks(pm):
+        for n in track.notes:
+            if n.pitch in CLOSED_HH:
+                n.pitch = RIDE
+
+
+def open_hihats(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> None:
+    """Open the hi-hat on the "and" of one drawn beat of every bar, or of every beat."""
+    grid = midi_beat_grid(pm)
+    beats = grid.times
+    if len(beats) < 2:
+        return
+    beat_in_bar = int(rng.integers(1, 5))
+    every_beat = rng.random() < 0.4
+    for track in _drum_tracks(pm):
+        hats = [n for n in track.notes if n.pitch in CLOSED_HH]
+        if not hats:
+            continue
+        times = np.array([n.start for n in hats])
+        on_and = _subdivision_index(times, beats, 2) == 1
+        beat_idx = np.clip(np.searchsorted(beats, times, side="right") - 1, 0, len(beats) - 1)
+        for n, is_and, b in zip(hats, on_and, beat_idx):
+            if is_and and (every_beat or grid.positions[b] == beat_in_bar):
+                n.pitch = OPEN_HH
+
+
+def section_crashes(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> None:
+    """A crash (with a kick) on the first downbeat and every 4 or 8 bars, replacing the hi-hat there."""
+    tracks = _drum_tracks(pm)
+    downbeats = pm.get_downbeats()
+    if not tracks or not len(downbeats):
+        return
+    every = int(rng.choice([2, 4, 4, 8]))
+    end = max(n.start for t in tracks for n in t.notes) if any(t.notes for t in tracks) else 0.0
+    track = tracks[0]
+    for bar, t in enumerate(downbeats):
+        if bar % every or t > end:
+            continue
+        near = [n for tr in tracks for n in tr.notes if abs(n.start - t) < 0.03]
+        for tr in tracks:
+            tr.notes = [n for n in tr.notes if not (abs(n.start - t) < 0.03 and n.pitch in CLOSED_HH + (RIDE,))]
+        velocity = int(rng.integers(90, 128))
+        track.notes.append(pretty_midi.Note(velocity, int(rng.choice(CRASHES)), float(t), float(t) + 0.5))
+        if not any(n.pitch in (35, 36) for n in near):
+            track.notes.append(pretty_midi.Note(int(rng.integers(80, 120)), KICK, float(t), float(t) + 0.1))
+    track.notes.sort(key=lambda n: n.start)
+
+
+def ghost_notes(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator, rate: float | None = None) -> None:
+    """Quiet snare strokes on free 16ths, as funk and rock drummers fill the gaps of a groove."""
+    tracks = _drum_tracks(pm)
+    beats = pm.get_beats()
+    if not tracks or len(beats) < 2:
+        return
+    rate = float(rng.uniform(0.05, 0.2)) if rate is None else rate
+    snares = np.array(sorted(n.start for t in tracks for n in t.notes if n.pitch in (37, 38, 40)))
+    end = max(n.start for t in tracks for n in t.notes) if any(t.notes for t in tracks) else 0.0
+    track = tracks[0]
+    for b0, b1 in zip(beats[:-1], beats[1:]):
+        for j in range(4):
+            t = b0 + j * (b1 - b0) / 4
+            if t > end:
+                break
+            if len(snares) and np.min(np.abs(snares - t)) < 0.6 * (b1 - b0) / 4:
+                continue
+            if rng.random() < rate:
+                track.notes.append(pretty_midi.Note(int(rng.integers(12, 40)), SNARE, float(t), float(t) + 0.05))
+    track.notes.sort(key=lambda n: n.start)
+
+
+def vary_playing(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> list[str]:
+    """Apply a random subset of the variations in place; returns their names for the build's statistics."""
+    applied = []
+    if rng.random() < VARIATION_PROBABILITY["ride"]:
+        ride_for_hihat(pm)
+        applied.append("ride")
+    elif rng.random() < VARIATION_PROBABILITY["open_hh"]:
+        open_hihats(pm, rng)
+        applied.append("open_hh")
+    if rng.random() < VARIATION_PROBABILITY["crashes"]:
+        section_crashes(pm, rng)
+        applied.append("crashes")
+    if rng.random() < VARIATION_PROBABILITY["ghosts"]:
+        ghost_notes(pm, rng)
+        applied.append("ghosts")
+    return applied

@@ -1,0 +1,296 @@
+"""Model v2: seven drum classes, velocities, recorded multi-mic kits, sampled pianos, varied playing,
+and per-crop remixing, each through the real code path on real files."""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import music21
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile as sf
+import torch
+
+from tatumdrum.data.gmd import drum_hits, quantize_onsets
+from tatumdrum.data.multimic import load_multimic_kit, render_multimic
+from tatumdrum.data.playing import ghost_notes, open_hihats, ride_for_hihat, section_crashes
+from tatumdrum.data.sampled import load_sampled_instruments, parse_sample_name, render_sampled
+from tatumdrum.data.synth import GROUPS, multimic_kits, render_drums
+from tatumdrum.dataset import remix_mel
+from tatumdrum.features import log_mel
+from tatumdrum.instruments import SEVEN_CLASSES, THREE_CLASSES, note_to_row
+from tatumdrum.jsonout import score_to_dict
+from tatumdrum.metrics import group_onsets, score_onsets
+from tatumdrum.midi import read_midi_onsets, write_midi
+from tatumdrum.model import CRNNConfig, TatumCRNN
+from tatumdrum.musicxml import write_musicxml
+from tatumdrum.score import DrumScore
+from tatumdrum.tatums import BeatGrid
+from tatumdrum.weights import TrainedModel, load_model
+
+SR = 44100
+GM_OF = {i.abbrev: i.gm_note for i in SEVEN_CLASSES}
+
+
+def seven_class_score() -> DrumScore:
+    """Two bars of 4/4: kick, snare, closed and open hats, a tom fill, a crash on one and a ride bar."""
+    grid = BeatGrid.regular(100.0, 8, start=0.3)
+    on = np.zeros((7, 32), dtype=bool)
+    vel = np.zeros((7, 32), dtype=np.float32)
+    row = {i.abbrev: k for k, i in enumerate(SEVEN_CLASSES)}
+    for m, drum, v in [(0, "BD", 100), (0, "CR", 120), (4, "SD", 110), (6, "SD", 30), (8, "BD", 90),
+                       (12, "SD", 125), (2, "HH", 80), (6, "OH", 90), (10, "HH", 70), (14, "HH", 75),
+                       (16, "BD", 100), (16, "RD", 90), (18, "RD", 60), (20, "RD", 80), (20, "SD", 100),
+                       (24, "TT", 100), (26, "TT", 100), (28, "TT", 110), (30, "TT", 40)]:
+        on[row[drum], m] = True
+        vel[row[drum], m] = v / 127
+    return DrumScore(grid, 4, on, SEVEN_CLASSES, probabilities=on * 0.9, velocities=vel)
+
+
+def test_folding_keeps_three_class_models_whole():
+    # An open hi-hat is a hi-hat to a three-class model, and a class of its own to a seven-class one.
+    three, seven = note_to_row(THREE_CLASSES), note_to_row(SEVEN_CLASSES)
+    assert three[46] == three[42] == 2 and 49 not in three and 47 not in three
+    assert seven[46] == 3 and seven[42] == 2 and seven[43] == seven[50] == 4 and seven[55] == 5 and seven[59] == 6
+    # Scoring groups follow MDB Drums' classes: HH = closed + open, CY = crash + ride.
+    grouped = group_onsets({"HH": np.array([1.0, 2.0]), "OH": np.array([2.0, 3.0]), "CR": np.array([4.0]),
+                            "RD": np.array([5.0])})
+    assert set(grouped) == {"HH", "CY"} and grouped["HH"].tolist() == [1.0, 2.0, 3.0]
+    counts = score_onsets({"BD": np.array([1.0]), "HH": np.array([2.0]), "TT": np.array([3.0])},
+                          {"BD": np.array([1.0]), "OH": np.array([2.01]), "TT": np.array([3.3])})
+    assert counts["all"].correct == 2 and counts["all"].reference == 2 and counts["TT"].correct == 0
+    assert counts["kit"].reference == 3
+
+
+def test_velocities_come_from_the_midi(tmp_path):
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+    drums = pretty_midi.Instrument(0, is_drum=True)
+    for t, note, v in [(0.0, 36, 110), (0.25, 42, 40), (0.5, 38, 127), (0.5, 40, 60), (0.75, 46, 90)]:
+        drums.notes.append(pretty_midi.Note(v, note, t, t + 0.05))
+    pm.instruments.append(drums)
+    hits = drum_hits(pm, SEVEN_CLASSES)
+    score, _ = quantize_onsets([t for t, _ in hits], BeatGrid.regular(120.0, 4), 4, SEVEN_CLASSES,
+                               velocities=[v for _, v in hits])
+    assert score.velocities[0, 0] == pytest.approx(110 / 127)
+    assert score.velocities[1, 4] == pytest.approx(127 / 127)  # the louder of two strokes on one tatum
+    assert score.velocities[2, 2] == pytest.approx(40 / 127) and score.velocities[3, 6] == pytest.approx(90 / 127)
+
+
+def test_midi_has_the_gm_notes_and_velocities_of_every_class(tmp_path):
+    score = seven_class_score()
+    path = tmp_path / "seven.mid"
+    write_midi(score, path)
+    pm = pretty_midi.PrettyMIDI(str(path))
+    notes = sorted((round(n.start, 3), n.pitch, n.velocity) for n in pm.instruments[0].notes)
+    expected = []
+    for k, inst in enumerate(SEVEN_CLASSES):
+        for m in np.flatnonzero(score.onsets[k]):
+            expected.append((round(float(score.tatum_times[m]), 3), inst.gm_note,
+                             int(round(127 * score.velocities[k, m]))))
+    assert notes == sorted(expected)
+    assert {p for _, p, _ in notes} == {36, 38, 42, 46, 47, 49, 51}
+    # Read back, each class keeps its own onsets; a three-class reader folds the open hat into the hi-hat.
+    back = read_midi_onsets(path, SEVEN_CLASSES)
+    assert len(back["OH"]) == 1 and len(back["TT"]) == 4 and len(back["CR"]) == 1 and len(back["RD"]) == 3
+    assert len(read_midi_onsets(path, THREE_CLASSES)["HH"]) == 4
+
+
+def test_musicxml_noteheads_lines_accents_and_ghost_notes(tmp_path):
+    score = seven_class_score()
+    path = tmp_path / "seven.musicxml"
+    write_musicxml(score, path)
+    root = ET.parse(path).getroot()
+    by_instrument: dict[str, list[ET.Element]] = {}
+    names = {si.get("id"): si.findtext("instrument-name") for si in root.iter("score-instrument")}
+    for note in root.iter("note"):
+        inst = note.find("instrument")
+        if inst is not None:
+            by_instrument.setdefault(names[inst.get("id")], []).append(note)
+    heads = {name: {n.findtext("notehead") or "normal" for n in notes} for name, notes in by_instrument.items()}
+    assert heads["Hi-Hat"] == {"x"} and heads["Open Hi-Hat"] == {"circle-x"}
+    assert heads["Crash Cymbal"] == {"x"} and heads["Ride Cymbal"] == {"x"}
+    lines = {name: {(n.findtext("unpitched/display-step"), n.findtext("unpitched/display-octave")) for n in notes}
+             for name, notes in by_instrument.items()}
+    assert lines["Toms"] == {("D", "5")} and lines["Crash Cymbal"] == {("A", "5")} and lines["Ride Cymbal"] == {("F", "5")}
+    accents = [n for n in root.iter("note") if n.find("notations/articulations/accent") is not None]
+    ghosts = [n for n in root.iter("note") if n.find("notehead") is not None
+              and n.find("notehead").get("parentheses") == "yes"]
+    # Accents: crash 120, snare 110 and 125, tom 110; ghosts: snare 30, tom 40.
+    assert len(accents) == 4 and len(ghosts) == 2
+    # music21 reads it back with every stroke.
+    parsed = music21.converter.parse(str(path))
+    strokes = sum(len(getattr(n, "notes", [n])) for n in parsed.recurse().notes)
+    assert strokes == int(score.onsets.sum())
+
+
+def test_json_carries_velocities_per_onset():
+    data = score_to_dict(seven_class_score())
+    assert [i["abbrev"] for i in data["instruments"]] == ["BD", "SD", "HH", "OH", "TT", "CR", "RD"]
+    assert data["velocities"]["SD"] == [110, 30, 125, 100] and len(data["onsets"]["TT"]) == 4
+
+
+def test_velocity_head_round_trips_through_a_model_file(tmp_path):
+    net = TatumCRNN(CRNNConfig(n_instruments=7, velocity=True))
+    path = tmp_path / "v.pt"
+    TrainedModel(net, "tatum", SEVEN_CLASSES, 0.2).save(path)
+    model = load_model(path)
+    assert model.instruments == SEVEN_CLASSES and model.net.velocity_fc is not None
+    mel = torch.zeros(1, 300, 80)
+    spans = [torch.tensor([[i * 10, i * 10 + 10] for i in range(30)])]
+    logits, velocity = model.net.forward_with_velocity(mel, spans)
+    assert logits.shape == velocity.shape == (1, 7, 30)
+
+
+def _write_multimic_kit(root: Path) -> Path:
+    """A tiny recorded-kit folder in the MuldjordKit layout: decaying tones per piece, take and mic."""
+    rng = np.random.default_rng(0)
+    kit = root / "TinyKit"
+    t = np.arange(int(0.2 * SR)) / SR
+    for piece, freq in (("KdrumL", 60), ("Snare", 200), ("HihatClosed", 6000), ("HihatOpen", 7000),
+                        ("Tom2", 150), ("CrashL", 5000), ("RideL", 4000)):
+        folder = kit / "Samples" / piece
+        folder.mkdir(parents=True)
+        for take in (1, 2, 3):
+            loud = 0.2 * take  # take 3 is the loudest
+            for mic, gain in (("OHL", 1.0), ("OHR", 0.9), ("AmbL", 0.3), ("Snare_top", 0.5)):
+                tone = loud * gain * np.sin(2 * np.pi * freq * t) * np.exp(-t * 20)
+                sf.write(folder / f"{take}-{piece}-{mic}.flac", (tone + 1e-4 * rng.standard_normal(len(t))), SR)
+        sf.write(folder / f"1-{piece}-Trigger.flac", np.zeros(100), SR)
+    return kit
+
+
+def test_multimic_kit_is_indexed_and_rendered_with_its_takes(tmp_path):
+    kit_dir = _write_multimic_kit(tmp_path)
+    kit = load_multimic_kit(kit_dir)
+    assert set(kit.pieces) == {"KdrumL", "Snare", "HihatClosed", "HihatOpen", "Tom2", "CrashL", "RideL"}
+    assert "Trigger" not in kit.mics and set(kit.mics) == {"OHL", "OHR", "AmbL", "Snare_top"}
+    # Takes are ordered quietest first by measured energy.
+    first, last = kit.pieces["Snare"][0], kit.pieces["Snare"][-1]
+    assert first["OHL"].name.startswith("1-") and last["OHL"].name.startswith("3-")
+    notes = [pretty_midi.Note(v, p, t, t + 0.1) for t, p, v in [(0.1, 36, 127), (0.5, 38, 20), (0.9, 38, 127)]]
+    levels = {g: 0.0 for g in GROUPS}
+    audio = render_multimic(notes, np.array([n.velocity for n in notes]), levels, levels, kit,
+                            np.random.default_rng(1), SR)
+    assert audio.shape == (SR,) and np.all(np.isfinite(audio))
+    soft, loud = (np.max(np.abs(audio[int(t * SR): int(t * SR) + 4000])) for t in (0.5, 0.9))
+    assert loud > 1.5 * soft > 0  # velocity picks the take
+    # Through the kit registry and render_drums, as build-dataset uses it.
+    (registered,) = multimic_kits([tmp_path])
+    pm = pretty_midi.PrettyMIDI()
+    track = pretty_midi.Instrument(0, is_drum=True)
+    track.notes = notes
+    pm.instruments.append(track)
+    assert np.max(np.abs(render_drums(pm, registered, np.random.default_rng(2), duration=1.5))) > 0
+
+
+def test_sampled_piano_plays_the_nearest_sample_at_the_right_pitch(tmp_path):
+    folder = tmp_path / "piano"
+    folder.mkdir()
+    t = np.arange(SR) / SR
+    for name, note, amp in (("PP A4", 69, 0.1), ("FF A4", 69, 0.8), ("PP A3", 57, 0.1), ("FF A3", 57, 0.8)):
+        sf.write(folder / f"{name}.flac", amp * np.sin(2 * np.pi * 440 * 2 ** ((note - 69) / 12) * t), SR)
+    assert parse_sample_name("FF A#2") == ("FF", 46) and parse_sample_name("LEVEL1 CLOSE 102") == ("LEVEL1 CLOSE", 102)
+    (piano,) = load_sampled_instruments(folder)
+    assert len(piano.layers) == 2
+    audio = render_sampled(piano, [(0.0, 0.5, 71, 120)], SR)  # B4: A4 two semitones up
+    spectrum = np.abs(np.fft.rfft(audio[: SR // 2]))
+    assert abs(np.argmax(spectrum) * 2 - 493.9) < 4  # bins of 2 Hz over half a second
+    quiet = render_sampled(piano, [(0.0, 0.5, 69, 10)], SR)
+    assert np.max(np.abs(quiet)) < 0.3 * np.max(np.abs(audio))
+
+
+def _groove() -> pretty_midi.PrettyMIDI:
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+    pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
+    drums = pretty_midi.Instrument(0, is_drum=True)
+    for i in range(32):  # 4 bars of 8th-note hats, kick on 1 and 3, snare on 2 and 4
+        t = i * 0.25
+        drums.notes.append(pretty_midi.Note(80, 42, t, t + 0.05))
+        if i % 4 == 0:
+            drums.notes.append(pretty_midi.Note(100, 36 if i % 8 == 0 else 38, t, t + 0.05))
+    pm.instruments.append(drums)
+    return pm
+
+
+def test_playing_variations_edit_the_midi_that_becomes_targets():
+    pm = _groove()
+    ride_for_hihat(pm)
+    pitches = [n.pitch for n in pm.instruments[0].notes]
+    assert 42 not in pitches and pitches.count(51) == 32
+    pm = _groove()
+    open_hihats(pm, np.random.default_rng(0))
+    opened = [n.start for n in pm.instruments[0].notes if n.pitch == 46]
+    assert opened and all(abs((t / 0.5) % 1 - 0.5) < 1e-6 for t in opened)  # only on the "and"
+    pm = _groove()
+    section_crashes(pm, np.random.default_rng(0))
+    crashes = [n.start for n in pm.instruments[0].notes if n.pitch in (49, 57)]
+    assert crashes and crashes[0] == 0.0
+    assert not any(n.pitch == 42 and n.start == 0.0 for n in pm.instruments[0].notes)
+    pm = _groove()
+    ghost_notes(pm, np.random.default_rng(0), rate=1.0)
+    ghosts = [n for n in pm.instruments[0].notes if n.pitch == 38 and n.velocity < 40]
+    assert len(ghosts) >= 8
+    # The targets follow the edited MIDI.
+    hits = drum_hits(pm, SEVEN_CLASSES)
+    assert len(hits[1][0]) == 4 + len(ghosts)  # the groove's 4 backbeats and the ghosts
+
+
+def test_remix_adds_band_power_and_gain_in_the_mel_domain():
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    drums = log_mel((np.sin(2 * np.pi * 100 * t) * (t % 0.5 < 0.05)).astype(np.float32))
+    band = log_mel((0.3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32))
+    only_drums = remix_mel(drums, band, np.random.default_rng(1), 0.0, None)
+    with_band = remix_mel(drums, band, np.random.default_rng(1), 0.0, 0.0)
+    assert with_band.shape == drums.shape and np.all(np.isfinite(with_band))
+    assert np.all(with_band >= only_drums - 1e-5)  # power only adds
+    louder_band = remix_mel(drums, band, np.random.default_rng(1), -20.0, 0.0)
+    drum_bins = slice(0, 8)
+    assert louder_band[:, drum_bins].mean() < with_band[:, drum_bins].mean()
+    assert rng is not None
+
+
+def test_v2_build_and_training_with_velocity(tmp_path, fake_gmd_v2):
+    """build-dataset --v2 pieces (real fluidsynth renders) train a 7-class CRNN with a velocity head."""
+    from tatumdrum.data.build import BuildOptions, build_split
+    from tatumdrum.training import TrainConfig, train
+
+    options = BuildOptions(instruments=tuple(i.abbrev for i in SEVEN_CLASSES), renders=2, v2=True, vary=True,
+                           record_like=True)
+    stats = build_split(fake_gmd_v2, "train", tmp_path, max_seconds=6.0, workers=1, seed=3, options=options)
+    assert stats["files"] == 2 and stats["failed"] == 0
+    files = sorted((tmp_path / "train").glob("*.npz"))
+    assert [f.stem for f in files] == ["d1_s1_1_rock_120_beat_4-4", "d1_s1_1_rock_120_beat_4-4__r1"]
+    with np.load(files[0]) as z:
+        assert {"mel_band", "velocities", "instruments"} <= set(z.files)
+        assert [str(a) for a in z["instruments"]] == [i.abbrev for i in SEVEN_CLASSES]
+        assert z["mel_band"].shape == z["mel_drums"].shape == z["mel_mix"].shape
+        on = z["targets"].astype(bool)
+        assert np.all(z["velocities"][on] > 0) and np.all(z["velocities"][~on] == 0)
+    (tmp_path / "validation").mkdir()
+    for f in files:
+        (tmp_path / "validation" / f.name).write_bytes(f.read_bytes())
+    cfg = TrainConfig(data=str(tmp_path), out=str(tmp_path / "m.pt"), epochs=1, steps_per_epoch=2, batch_size=2,
+                      crop_tatums=16, max_valid=2)
+    state = train(cfg)
+    assert state["history"][0]["l_vel"] > 0
+    model = load_model(tmp_path / "m.pt")
+    assert model.instruments == SEVEN_CLASSES and model.net.velocity_fc is not None
+    assert tuple(model.info["train_config"]["sources"]) == ("drums", "mix", "remix")
+
+
+@pytest.fixture(scope="module")
+def fake_gmd_v2(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("gmd_v2")
+    pm = _groove()
+    pm.instruments[0].notes += [pretty_midi.Note(110, 49, 0.0, 0.5), pretty_midi.Note(90, 45, 7.5, 7.6),
+                                pretty_midi.Note(90, 46, 6.75, 6.9)]
+    path = root / "d1" / "s1" / "1_rock_120_beat_4-4.mid"
+    path.parent.mkdir(parents=True)
+    pm.write(str(path))
+    (root / "info.csv").write_text("drummer,session,id,style,bpm,beat_type,time_signature,midi_filename,"
+                                   "audio_filename,duration,split\n"
+                                   "d1,d1/s1,x,rock,120,beat,4-4,d1/s1/1_rock_120_beat_4-4.mid,,8.0,train\n")
+    return root
