@@ -79,7 +79,31 @@ class BeatTracker:
 
 
 def read_beats_tsv(path: Path) -> BeatGrid:
-    """Given beats in the MDB / madmom `.beats` layout: time, then position in the bar."""
-    table = np.loadtxt(path, ndmin=2)
+    """Given beats in the MDB / madmom `.beats` layout: time, then position in the bar.
+
+    Raises ValueError for a file with fewer than two beats, times that are not finite, not
+    increasing or negative, or positions that are not whole numbers from 1.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy warns on an empty file; the check below says it plainly
+        table = np.loadtxt(path, ndmin=2)
+    if table.shape[0] < 2:
+        raise ValueError("fewer than two beats")
+    if not np.all(np.isfinite(table)):
+        raise ValueError("a beat time or position is not a number")
+    if np.any(table[:, 0] < 0):
+        raise ValueError("a beat time is negative")
+    if table.shape[1] > 1 and np.any(table[:, 1] != np.round(table[:, 1])):
+        raise ValueError("bar positions must be whole numbers")
     positions = table[:, 1].astype(int) if table.shape[1] > 1 else (np.arange(len(table)) % 4 + 1)
     return BeatGrid(table[:, 0], positions)
+
+
+def check_beats_cover(grid: BeatGrid, duration: float) -> None:
+    """Given beats must lie in the audio: at least two of them within [0, duration]."""
+    inside = np.sum((grid.times >= 0) & (grid.times <= duration))
+    if inside < 2:
+        raise ValueError(f"the beats ({grid.times[0]:.2f}-{grid.times[-1]:.2f} s) do not lie in the audio "
+                         f"(0-{duration:.2f} s)")

@@ -11,11 +11,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Tatum-level drum transcription: audio in, drum score out (MIDI, MusicXML, JSON).")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        console.print(f"tatumdrum {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Tatum-level drum transcription: audio in, drum score out (MIDI, MusicXML, JSON)."""
+
+
 separator_app = typer.Typer(no_args_is_help=True, help="Manage the Open-Unmix drum separator's weights.")
 app.add_typer(separator_app, name="separator")
 console = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".m4a", ".opus"}
 
 
 class Separation(str, Enum):
@@ -30,33 +45,10 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _progress() -> Progress:
+def _progress(quiet: bool = False) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console, transient=False)
-
-
-def _collect_inputs(inputs: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in inputs:
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-        else:
-            files.append(path)
-    return files
-
-
-def _output_paths(files: list[Path], inputs: list[Path], output: Optional[Path], formats: list[str]) -> list[list[Path]]:
-    """Where each input's score goes: `-o file.ext` for one file, else `<dir>/<stem>.<format>`."""
-    single = len(files) == 1 and len(inputs) == 1 and not inputs[0].is_dir()
-    if single and output is not None and output.suffix:
-        return [[output]]
-    folder = output if output is not None else None
-    paths = []
-    for f in files:
-        base = (folder / f.stem) if folder is not None else f.with_suffix("")
-        paths.append([base.with_name(base.name + "." + fmt.lstrip(".")) for fmt in formats])
-    return paths
+                    console=console, transient=False, disable=quiet)
 
 
 def _load_separator(mode: Separation, model: str, weights: Optional[Path]):
@@ -88,29 +80,35 @@ def transcribe(
     separator_weights: Optional[Path] = typer.Option(None, "--separator-weights", help="Local Open-Unmix weights (file or folder)."),
     save_stems: Optional[Path] = typer.Option(None, "--save-stems", help="Folder to write the drum stem the model heard."),
     beats_file: Optional[Path] = typer.Option(None, "--beats", help="Given beats (time and bar position per line) instead of tracking."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that exist (default: refuse before any work)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
 ) -> None:
     """Transcribe the drums of songs into scores on their own beat grid."""
+    from .outputs import OutputPlanError, check_jobs, plan_jobs
     from .writers import UnsupportedFormatError, check_output_path, write_score
 
-    files = _collect_inputs(inputs)
-    if not files:
-        fail("no audio files found in the given inputs")
     fmt_list = [f.strip() for f in formats.split(",") if f.strip()]
-    several = len(files) > 1 or any(p.is_dir() for p in inputs)
+    for path in inputs:
+        if not path.exists():
+            fail(f"{path}: no such file or folder")
+    several = len(inputs) > 1 or any(p.is_dir() for p in inputs)
     if several and output is not None and output.suffix and not output.is_dir():
-        fail(f"{len(files)} inputs need an output folder, not the file {output}", 2)
-    targets = _output_paths(files, inputs, output, fmt_list)
+        fail(f"several inputs need an output folder, not the file {output}", 2)
     try:
-        for paths in targets:
-            for p in paths:
+        jobs = plan_jobs(inputs, output, fmt_list, save_stems)
+        for job in jobs:
+            for p in job.outputs:
                 check_output_path(p)
+        check_jobs(jobs, overwrite)
     except UnsupportedFormatError as exc:
         fail(str(exc), 2)
-    if beats_file is not None and len(files) > 1:
+    except OutputPlanError as exc:
+        fail(str(exc))
+    if beats_file is not None and len(jobs) > 1:
         fail("--beats gives one song's beats: use it with a single input file", 2)
 
-    from .beats import BeatTrackingError, read_beats_tsv
-    from .features import AudioError
+    from .beats import BeatTrackingError, check_beats_cover, read_beats_tsv
+    from .features import AudioError, load_audio
     from .inference import Transcriber
     from .weights import ModelFileError
 
@@ -127,34 +125,47 @@ def transcribe(
     if save_stems is not None and transcriber.separator is None:
         console.print("[yellow]warning:[/] no separator is active, so --save-stems has nothing to write")
     failures = 0
-    with _progress() as progress:
-        task = progress.add_task("transcribing", total=len(files), status="")
-        for f, paths in zip(files, targets):
-            def stage(name: str, f: Path = f) -> None:
+    with _progress(quiet) as progress:
+        task = progress.add_task("transcribing", total=len(jobs), status="")
+        for job in jobs:
+            def stage(name: str, f: Path = job.audio) -> None:
                 progress.update(task, status=f"{f.name}: {name}")
             try:
                 stage("decoding")
-                from .features import load_audio
-
-                score, heard = transcriber.transcribe_audio(load_audio(f), beats, stage)
+                audio = load_audio(job.audio, warn=lambda msg: progress.console.print(
+                    f"[yellow]warning:[/] {msg}", highlight=False))
+                if beats is not None:
+                    try:
+                        check_beats_cover(beats, len(audio) / 44100)
+                    except ValueError as exc:
+                        fail(f"{beats_file}: {exc}")
+                score, heard = transcriber.transcribe_audio(audio, beats, stage)
                 stage("writing")
-                for p in paths:
+                for p in job.outputs:
                     write_score(score, p)
-                if save_stems is not None and transcriber.separator is not None:
-                    import soundfile as sf
-
-                    save_stems.mkdir(parents=True, exist_ok=True)
-                    sf.write(save_stems / f"{f.stem}_drums.wav", heard, 44100)
-                n = int(score.onsets.sum())
-                progress.console.print(f"[green]✓[/] {f} → {', '.join(map(str, paths))} ({n} onsets, "
-                                       f"{len(score.beats.times)} beats)", highlight=False)
+                if job.stem_file is not None and transcriber.separator is not None:
+                    write_stem(heard, job.stem_file)
+                if not quiet:
+                    progress.console.print(f"[green]✓[/] {job.audio} → {', '.join(map(str, job.outputs))} "
+                                           f"({int(score.onsets.sum())} onsets, {len(score.beats.times)} beats)",
+                                           highlight=False)
             except (AudioError, BeatTrackingError, OSError, ValueError) as exc:
                 failures += 1
-                message = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
+                message = str(exc) if str(job.audio) in str(exc) else f"{job.audio}: {exc}"
                 progress.console.print(f"[bold red]error:[/] {message}", highlight=False)
             progress.advance(task)
     if failures:
-        fail(f"{failures} of {len(files)} file(s) failed")
+        fail(f"{failures} of {len(jobs)} file(s) failed")
+
+
+def write_stem(audio, path: Path) -> None:
+    """The separated drums as a wav, written atomically like the scores."""
+    import soundfile as sf
+
+    from .writers import atomic_path
+
+    with atomic_path(path) as tmp:
+        sf.write(tmp, audio, 44100, format="WAV")
 
 
 class ModelKind(str, Enum):
@@ -381,8 +392,17 @@ def separator_download(
     console.print(f"Open-Unmix {model} drum weights are at {path}")
 
 
-def main() -> None:  # pragma: no cover - entry point convenience
-    app()
+def main() -> None:
+    """The `tatumdrum` command: library warnings never reach the user, and Ctrl-C ends with one line."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    try:
+        app()
+    except KeyboardInterrupt:
+        # Writers replace their output only when complete, so an interrupt leaves no partial file.
+        console.print("interrupted", highlight=False)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

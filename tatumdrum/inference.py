@@ -20,6 +20,8 @@ from .tatums import BeatGrid, extend_beats, quantize_to_tatums
 from .weights import TrainedModel, load_model
 
 StageFn = Callable[[str], None]
+# Silent frames added around a song before the CRNN (see tatum_outputs); training crops had 8.
+EDGE_FRAMES = 16
 
 
 def tatum_probabilities(model: TrainedModel, mel: np.ndarray, tatum_times: np.ndarray) -> np.ndarray:
@@ -30,8 +32,15 @@ def tatum_probabilities(model: TrainedModel, mel: np.ndarray, tatum_times: np.nd
 @torch.inference_mode()
 def tatum_outputs(model: TrainedModel, mel: np.ndarray, tatum_times: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray | None]:
-    """phi (K, M) and, from models with a velocity head, the velocity / 127 of a stroke at each tatum."""
+    """phi (K, M) and, from models with a velocity head, the velocity / 127 of a stroke at each tatum.
+
+    The spectrogram gets EDGE_FRAMES of silence on both sides: training crops always had context
+    around them, and without it the encoder's zero padding at the song's ends (after batch norm,
+    not what silence looks like) read as a stroke: a phantom hi-hat on the last tatum of most songs.
+    """
     x = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+    x = torch.nn.functional.pad(x, (0, 0, EDGE_FRAMES, EDGE_FRAMES))  # log(1 + 0): silence
+    tatum_times = np.asarray(tatum_times, dtype=float) + EDGE_FRAMES / MEL.fps
     net = model.net
     frames = encode_in_chunks(net.encoder, x)
     if model.kind == "tatum":
@@ -40,7 +49,8 @@ def tatum_outputs(model: TrainedModel, mel: np.ndarray, tatum_times: np.ndarray
         return (torch.sigmoid(logits)[0].numpy(),
                 None if velocity is None else torch.sigmoid(velocity)[0].numpy())
     # Baseline: frame activations, peak picking (eq. 10's companion), then quantisation to tatums.
-    act = torch.sigmoid(net.decode_logits(frames[None]))[0].numpy()
+    act = torch.sigmoid(net.decode_logits(frames[None]))[0].numpy()[:, EDGE_FRAMES:len(frames) - EDGE_FRAMES]
+    tatum_times = tatum_times - EDGE_FRAMES / MEL.fps
     phi = np.zeros((act.shape[0], len(tatum_times)), dtype=np.float32)
     for k in range(act.shape[0]):
         peaks = pick_peaks(act[k], model.threshold)
@@ -85,6 +95,9 @@ class Transcriber:
         mel = log_mel(drums)
         stage("crnn")
         phi, velocity = tatum_outputs(self.model, mel, score.tatum_times)
+        # The grid overhangs the audio at both ends; nothing is played where there is no sound.
+        outside = (score.tatum_times < 0) | (score.tatum_times >= len(audio) / MEL.sample_rate)
+        phi[:, outside] = 0.0
         threshold = self.model.threshold if self.threshold is None else self.threshold
         return DrumScore(beats, self.tatums_per_beat, phi >= threshold, self.model.instruments, phi, velocity), drums
 

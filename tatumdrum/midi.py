@@ -29,29 +29,43 @@ def _velocity(p: float | None, velocity: float | None = None) -> int:
 def _tempo_map(beat_times: np.ndarray) -> tuple[int, list[int]]:
     """Lead-in quarter count and the tempo (us per quarter) of every quarter from tick 0.
 
-    Tempos are differences of beat times rounded to whole microseconds, not rounded intervals,
-    so rounding errors do not pile up over a long song.
+    Audio before the first beat becomes lead-in quarters near the song's tempo when it lasts half a
+    beat or more (grids not extended over the audio's start); a shorter lead-in is absorbed by the
+    first quarter, which then runs from time zero, so no file opens with a bar of absurd tempo.
+    The transcriber's grids always start within half a beat of zero (extend_beats). Tempos are
+    differences of beat times rounded to whole microseconds, so errors do not pile up.
     """
+    beat_times = np.asarray(beat_times, dtype=float)
     start = float(beat_times[0])
-    # Below 1 ms a lead-in is not worth a bar; notes land at most 1 ms early.
-    n_lead = 0 if start < 1e-3 else math.ceil(start * 1e6 / MAX_TEMPO_US)
-    beat_edges = np.round(np.asarray(beat_times, dtype=float) * 1e6).astype(np.int64)
+    n_lead = max(int(start / (beat_times[1] - beat_times[0]) + 0.5), 0)
+    edges = np.round(beat_times * 1e6).astype(np.int64)
     # The last beat lasts as long as the one before it, as in interpolate_tatums.
-    beat_edges = np.append(beat_edges, 2 * beat_edges[-1] - beat_edges[-2])
+    edges = np.append(edges, 2 * edges[-1] - edges[-2])
+    if n_lead == 0:
+        edges[0] = 0
     lead_edges = np.round(np.linspace(0.0, start * 1e6, n_lead + 1)).astype(np.int64)
-    tempos = np.diff(lead_edges).tolist() + np.diff(beat_edges).tolist()
-    return n_lead, [int(t) for t in tempos]
+    tempos = np.diff(lead_edges).tolist() + np.diff(edges).tolist()
+    return n_lead, [min(int(t), MAX_TEMPO_US) for t in tempos]
+
+
+def _onset_tick(score: DrumScore, m: int, tpb: int, tatum_ticks: int, n_lead: int) -> int:
+    """Tick of tatum m: on the grid, except in a first quarter that absorbed a short lead-in (see _tempo_map)."""
+    if n_lead or m >= score.tatums_per_beat or float(score.beats.times[0]) == 0.0:
+        return (n_lead * score.tatums_per_beat + m) * tatum_ticks
+    return int(round(max(float(score.tatum_times[m]), 0.0) / float(score.beats.times[1]) * tpb))
 
 
 def _bar_lengths(score: DrumScore, n_lead: int) -> list[int]:
-    """Quarter notes per MIDI bar: the lead-in and any pickup share the first bar."""
+    """Quarter notes per MIDI bar: lead-in quarters and any pickup share the first bar; a short last bar
+    keeps the time signature before it (the file simply ends inside it)."""
     lengths = [stop - start for start, stop in score.bars()]
-    starts_on_downbeat = int(score.beats.positions[0]) == 1
     if n_lead:
-        if starts_on_downbeat:
+        if int(score.beats.positions[0]) == 1:
             lengths.insert(0, n_lead)
         else:
             lengths[0] += n_lead
+    if len(lengths) > 1 and lengths[-1] < lengths[-2]:
+        lengths[-1] = lengths[-2]
     return lengths
 
 
@@ -86,13 +100,12 @@ def write_midi(score: DrumScore, path: Path) -> None:
 
     # Shorter than a tatum so repeated strokes of one drum never overlap.
     length = max(1, min(tpb // 8, tatum_ticks // 2))
-    first_tick = n_lead * tpb
     notes: list[tuple[int, int, mido.Message]] = [
         (0, 0, mido.Message("program_change", channel=DRUM_CHANNEL, program=STANDARD_KIT))
     ]
     for k, inst in enumerate(score.instruments):
         for m in np.flatnonzero(score.onsets[k]):
-            on = first_tick + int(m) * tatum_ticks
+            on = _onset_tick(score, int(m), tpb, tatum_ticks, n_lead)
             p = None if score.probabilities is None else score.probabilities[k, m]
             v = None if score.velocities is None else score.velocities[k, m]
             notes.append((on, 2, mido.Message("note_on", channel=DRUM_CHANNEL, note=inst.gm_note,

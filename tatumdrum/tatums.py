@@ -35,22 +35,23 @@ def extend_beats(grid: BeatGrid, duration: float) -> BeatGrid:
     """Extrapolate the grid with its first and last intervals so that it covers [0, duration].
 
     Beat trackers start and stop a little inside the audio; drums played before the first tracked
-    beat would otherwise be lost. Bar positions continue the tracked metre.
+    beat would otherwise be lost. Beats are added before the first one while the new beat starts
+    less than half a beat before zero, so the audio's first moments always lie on the grid (the
+    first beat may then have a negative time; its tatums before zero hold no onsets). Bar
+    positions continue the tracked metre.
     """
     times = list(grid.times)
     positions = list(grid.positions)
     meter = int(max(positions))
     first_step = times[1] - times[0]
-    # A beat may start up to 20 ms before zero (clipped): tracking jitter, not a lost beat.
-    while times[0] - first_step >= -0.02:
+    while times[0] - first_step > -first_step / 2:
         times.insert(0, times[0] - first_step)
         positions.insert(0, (positions[0] - 2) % meter + 1)
     last_step = times[-1] - times[-2]
     while times[-1] + last_step <= duration:
         times.append(times[-1] + last_step)
         positions.append(positions[-1] % meter + 1)
-    times_arr = np.maximum(np.asarray(times), 0.0)
-    return BeatGrid(times_arr, np.asarray(positions, dtype=int))
+    return BeatGrid(np.asarray(times), np.asarray(positions, dtype=int))
 
 
 def interpolate_tatums(beat_times: np.ndarray, tatums_per_beat: int = 4) -> np.ndarray:

@@ -1,10 +1,11 @@
 """Pick a score writer from the output suffix, and write atomically."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .jsonout import write_json
 from .midi import write_midi
@@ -42,21 +43,38 @@ def _umask() -> int:
     return mask
 
 
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` that replaces it when the block succeeds; nothing is left otherwise.
+
+    Errors name `path`, not the temporary file, and an interrupted write (Ctrl-C) leaves no partial file.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A temporary file in the same directory, so os.replace is a rename on one file system.
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OSError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        # mkstemp makes the file private; the output should get the usual permissions.
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_score(score: DrumScore, path: Path | str) -> Path:
     """Write `score` in the format its suffix names; a failure leaves any earlier file untouched."""
     path = Path(path)
     writer = check_output_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A temporary file in the same directory, so os.replace is a rename on one file system.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path) as tmp:
         writer(score, tmp)
-        # mkstemp makes the file private; the output should get the usual permissions.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path

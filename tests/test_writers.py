@@ -108,10 +108,31 @@ def test_midi_notes_land_on_tatums(score: DrumScore, tmp_path: Path) -> None:
     pm = pretty_midi.PrettyMIDI(str(path))
     assert [i.is_drum for i in pm.instruments] == [True]
     beats = pm.get_beats()
-    # The lead-in quarter adds a beat at 0 before the first tracked beat.
+    # Every MIDI quarter is a beat from time zero: audio before the first beat is either lead-in
+    # quarters near the song's tempo (half a beat or more) or absorbed by the first quarter.
+    first, step = score.beats.times[0], score.beats.times[1] - score.beats.times[0]
     assert beats[0] == 0.0
     n = len(score.beats.times)
-    np.testing.assert_allclose(beats[1 : n + 1], score.beats.times, atol=TOL, rtol=0)
+    if first >= step / 2:
+        n_lead = int(first / step + 0.5)
+        np.testing.assert_allclose(beats[n_lead: n_lead + n], score.beats.times, atol=TOL, rtol=0)
+        assert np.all(np.diff(beats[: n_lead + 1]) > step / 2) and np.all(np.diff(beats[: n_lead + 1]) < 2 * step)
+    else:
+        np.testing.assert_allclose(beats[1:n], score.beats.times[1:], atol=TOL, rtol=0)
+
+
+def test_a_short_lead_in_makes_no_bar_of_its_own(tmp_path: Path) -> None:
+    """A first beat at 10 ms used to open the file with a 1/4 bar at 6000 BPM: now the first bar is the first bar."""
+    grid = BeatGrid.regular(120.0, 8, start=0.01)
+    score = DrumScore(grid, 4, np.ones((3, 32), dtype=bool))
+    write_midi(score, tmp_path / "lead.mid")
+    pm = pretty_midi.PrettyMIDI(str(tmp_path / "lead.mid"))
+    _, tempi = pm.get_tempo_changes()
+    assert tempi.max() < 125 and tempi.min() > 115
+    assert [(ts.numerator, ts.time) for ts in pm.time_signature_changes] == [(4, 0.0)]
+    np.testing.assert_allclose(pm.get_downbeats(), [0.0, 2.01], atol=TOL)
+    starts = sorted({round(n.start, 4) for n in pm.instruments[0].notes})
+    np.testing.assert_allclose(starts, score.tatum_times, atol=TOL)
 
 
 def test_midi_velocity_follows_probability(tmp_path: Path) -> None:
@@ -140,14 +161,15 @@ def test_midi_time_signatures_land_on_downbeats(tmp_path: Path) -> None:
     assert time_signatures(path) == [(1, 0.0), (4, 0.413)]
 
     write_midi(pickup(), path)
-    # Lead-in plus a two-beat pickup make one 3/4 bar; the next bar starts at the first downbeat.
-    assert time_signatures(path) == [(3, 0.0), (4, round(0.25 + 2 * 0.52, 4))]
+    # The 0.25 s lead-in (under half a beat) is absorbed by the first quarter of the two-beat pickup.
+    assert time_signatures(path) == [(2, 0.0), (4, round(0.25 + 2 * 0.52, 4))]
 
     score = tempo_change_and_three_four()
     write_midi(score, path)
     t = score.beats.times
-    assert time_signatures(path) == [(1, 0.0), (4, 0.8), (3, round(t[8], 4)), (4, round(t[14], 4)),
-                                     (1, round(t[22], 4))]
+    # 0.8 s before the first beat at 0.5 s a beat: two lead-in quarters of 0.4 s make a 2/4 bar; the
+    # one-beat last bar ends the file without a time signature of its own.
+    assert time_signatures(path) == [(2, 0.0), (4, 0.8), (3, round(t[8], 4)), (4, round(t[14], 4))]
 
 
 def test_midi_without_lead_in_and_with_a_long_one(tmp_path: Path) -> None:
@@ -156,8 +178,8 @@ def test_midi_without_lead_in_and_with_a_long_one(tmp_path: Path) -> None:
     score = random_score(grid.times, grid.positions, seed=5)
     write_midi(score, path)
     pm = pretty_midi.PrettyMIDI(str(path))
-    # No lead-in: the first beat sits at tick 0 and the first tempo is the beat interval.
-    assert pm.get_tempo_changes()[1][0] == pytest.approx(100.0, abs=0.01)
+    # No lead-in bar: the first quarter absorbs the 0.4 ms and runs from zero to the second beat.
+    assert pm.get_tempo_changes()[1][0] == pytest.approx(60.0 / 0.6004, abs=0.01)
     assert time_signatures(path)[0] == (4, 0.0)
     np.testing.assert_allclose(pm.get_beats()[:8], grid.times, atol=TOL, rtol=0)
     np.testing.assert_allclose(read_midi_onsets(path)["HH"], score.onset_times()["HH"], atol=TOL, rtol=0)
