@@ -48,7 +48,7 @@ def fail(message: str, code: int = 1) -> None:
 def _progress(quiet: bool = False) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console, transient=False, disable=quiet)
+                    console=console, transient=True, disable=quiet)
 
 
 def _load_separator(mode: Separation, model: str, weights: Optional[Path]):
@@ -85,7 +85,7 @@ def transcribe(
 ) -> None:
     """Transcribe the drums of songs into scores on their own beat grid."""
     from .outputs import OutputPlanError, check_jobs, plan_jobs
-    from .writers import UnsupportedFormatError, check_output_path, write_score
+    from .writers import UnsupportedFormatError, check_output_path
 
     fmt_list = [f.strip() for f in formats.split(",") if f.strip()]
     for path in inputs:
@@ -107,8 +107,7 @@ def transcribe(
     if beats_file is not None and len(jobs) > 1:
         fail("--beats gives one song's beats: use it with a single input file", 2)
 
-    from .beats import BeatTrackingError, check_beats_cover, read_beats_tsv
-    from .features import AudioError, load_audio
+    from .beats import read_beats_tsv
     from .inference import Transcriber
     from .weights import ModelFileError
 
@@ -117,13 +116,28 @@ def transcribe(
     except (OSError, ValueError) as exc:
         fail(f"{beats_file}: cannot read beats ({exc})")
     try:
-        transcriber = Transcriber.load(model, tatums_per_beat=tatums_per_beat, threshold=threshold,
-                                       separator=_load_separator(separation, separator_model, separator_weights))
-    except ModelFileError as exc:
-        fail(str(exc))
+        try:
+            transcriber = Transcriber.load(model, tatums_per_beat=tatums_per_beat, threshold=threshold,
+                                           separator=_load_separator(separation, separator_model, separator_weights))
+        except ModelFileError as exc:
+            fail(str(exc))
+        if save_stems is not None and transcriber.separator is None:
+            console.print("[yellow]warning:[/] no separator is active, so --save-stems has nothing to write")
+        failures = _transcribe_jobs(jobs, transcriber, beats, beats_file, quiet)
+    except KeyboardInterrupt:
+        # Writers replace their output only when complete, so an interrupt leaves no partial file.
+        console.print("interrupted", highlight=False)
+        raise typer.Exit(130) from None
+    if failures:
+        fail(f"{failures} of {len(jobs)} file(s) failed")
 
-    if save_stems is not None and transcriber.separator is None:
-        console.print("[yellow]warning:[/] no separator is active, so --save-stems has nothing to write")
+
+def _transcribe_jobs(jobs, transcriber, beats, beats_file: Optional[Path], quiet: bool) -> int:
+    """Transcribe and write every job; a bad file is reported and the rest go on. Returns the failures."""
+    from .beats import BeatTrackingError, check_beats_cover
+    from .features import AudioError, load_audio
+    from .writers import write_score
+
     failures = 0
     with _progress(quiet) as progress:
         task = progress.add_task("transcribing", total=len(jobs), status="")
@@ -152,10 +166,11 @@ def transcribe(
             except (AudioError, BeatTrackingError, OSError, ValueError) as exc:
                 failures += 1
                 message = str(exc) if str(job.audio) in str(exc) else f"{job.audio}: {exc}"
+                if len(jobs) == 1:
+                    fail(message)
                 progress.console.print(f"[bold red]error:[/] {message}", highlight=False)
             progress.advance(task)
-    if failures:
-        fail(f"{failures} of {len(jobs)} file(s) failed")
+    return failures
 
 
 def write_stem(audio, path: Path) -> None:

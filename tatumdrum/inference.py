@@ -96,7 +96,9 @@ class Transcriber:
         stage("crnn")
         phi, velocity = tatum_outputs(self.model, mel, score.tatum_times)
         # The grid overhangs the audio at both ends; nothing is played where there is no sound.
-        outside = (score.tatum_times < 0) | (score.tatum_times >= len(audio) / MEL.sample_rate)
+        # (Half a frame of slack: a tatum at -1e-17 s is a tatum at zero.)
+        slack = 0.5 / MEL.fps
+        outside = (score.tatum_times < -slack) | (score.tatum_times >= len(audio) / MEL.sample_rate)
         phi[:, outside] = 0.0
         threshold = self.model.threshold if self.threshold is None else self.threshold
         return DrumScore(beats, self.tatums_per_beat, phi >= threshold, self.model.instruments, phi, velocity), drums

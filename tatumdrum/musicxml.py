@@ -176,6 +176,18 @@ def _voices(score: DrumScore) -> list[list[int]]:
     return used or [groups[0] or groups[1]]
 
 
+def _written_meters(lengths: list[int]) -> list[int]:
+    """The time signature (beats) each bar is written in: its own, except that a partial first bar
+    (a pickup) and a partial last bar take their neighbour's, as printed music does."""
+    meters = list(lengths)
+    if len(meters) > 1:
+        if meters[0] < meters[1]:
+            meters[0] = meters[1]
+        if meters[-1] < meters[-2]:
+            meters[-1] = meters[-2]
+    return meters
+
+
 def write_musicxml(score: DrumScore, path: Path) -> None:
     """Write `score` as a partwise MusicXML 4.0 file with one percussion part."""
     tpb = score.tatums_per_beat
@@ -197,28 +209,38 @@ def write_musicxml(score: DrumScore, path: Path) -> None:
     hits = score.onsets.reshape(len(score.instruments), -1, tpb)  # (K, beats, tatums)
     velocities = None if score.velocities is None else score.velocities.reshape(hits.shape)
     bpm = 60.0 / float(np.median(np.diff(score.beats.times)))
-    previous_beats = None
-    for number, (first_beat, stop_beat) in enumerate(score.bars(), start=1):
+    bars = score.bars()
+    lengths = [stop - start for start, stop in bars]
+    meters = _written_meters(lengths)
+    number = 0 if len(bars) > 1 and lengths[0] < meters[0] else 1
+    previous_meter = None
+    for index, ((first_beat, stop_beat), n_beats, meter) in enumerate(zip(bars, lengths, meters)):
         measure = _sub(part, "measure", number=str(number))
-        n_beats = stop_beat - first_beat
-        if number == 1 or n_beats != previous_beats:
+        if number == 0:
+            # A partial first bar is a pickup: outside the bar count, in the meter of the bars after it.
+            measure.set("implicit", "yes")
+        number += 1
+        if index == 0 or meter != previous_meter:
             attributes = _sub(measure, "attributes")
-            if number == 1:
+            if index == 0:
                 _sub(attributes, "divisions", tpb)
             time = _sub(attributes, "time")
-            _sub(time, "beats", n_beats)
+            _sub(time, "beats", meter)
             _sub(time, "beat-type", 4)
-            if number == 1:
+            if index == 0:
                 _sub(_sub(attributes, "clef"), "sign", "percussion")
-        previous_beats = n_beats
-        if number == 1:
+        previous_meter = meter
+        if index == 0:
             direction = _sub(measure, "direction", placement="above")
             metronome = _sub(_sub(direction, "direction-type"), "metronome")
             _sub(metronome, "beat-unit", "quarter")
             _sub(metronome, "per-minute", round(bpm))
             _sub(direction, "sound", tempo=f"{bpm:.2f}")
+        silent = not hits[:, first_beat:stop_beat].any()
         for v, rows in enumerate(voices, start=1):
             if v > 1:
+                if silent:
+                    break  # an empty bar gets one rest, not one per voice
                 _sub(_sub(measure, "backup"), "duration", n_beats * tpb)
             drums = [score.instruments[k] for k in rows]
             if not hits[rows, first_beat:stop_beat].any():

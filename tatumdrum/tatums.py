@@ -35,16 +35,16 @@ def extend_beats(grid: BeatGrid, duration: float) -> BeatGrid:
     """Extrapolate the grid with its first and last intervals so that it covers [0, duration].
 
     Beat trackers start and stop a little inside the audio; drums played before the first tracked
-    beat would otherwise be lost. Beats are added before the first one while the new beat starts
-    less than half a beat before zero, so the audio's first moments always lie on the grid (the
-    first beat may then have a negative time; its tatums before zero hold no onsets). Bar
+    beat would otherwise be lost. Beats are added before the first one until it lies no later than
+    an eighth of a beat (half a 16th) after zero, so the audio's first moments always lie on the
+    grid; the first beat may then start before zero (its tatums there hold no onsets). Bar
     positions continue the tracked metre.
     """
     times = list(grid.times)
     positions = list(grid.positions)
     meter = int(max(positions))
     first_step = times[1] - times[0]
-    while times[0] - first_step > -first_step / 2:
+    while times[0] > first_step / 8:
         times.insert(0, times[0] - first_step)
         positions.insert(0, (positions[0] - 2) % meter + 1)
     last_step = times[-1] - times[-2]

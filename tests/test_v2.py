@@ -2,7 +2,6 @@
 and per-crop remixing, each through the real code path on real files."""
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 

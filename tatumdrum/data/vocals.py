@@ -13,7 +13,6 @@ import functools
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
