@@ -98,14 +98,17 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
-def run(minutes: float, separation: bool) -> tuple[list[tuple[str, float]], float, float, str]:
+def run(minutes: float, separation: bool, models: list[Path | None] | None = None
+        ) -> tuple[list[tuple[str, float]], float, float, str]:
+    """Time every stage once; with several `models`, the CRNN stage of each on the same features."""
     torch.set_num_threads(2)
+    models = models or [None]
     work = Path(tempfile.mkdtemp())
     song = work / "song.wav"
     # Rendering the song loads soundfonts; a child process keeps that out of the peak memory measured here.
     subprocess.run([sys.executable, __file__, "--make-song", str(song), "--minutes", str(minutes)], check=True)
     duration = sf.info(str(song)).duration
-    model = load_model()
+    loaded = [(Path(m).stem if m else "bundled", load_model(m)) for m in models]
     tracker = BeatTracker()
     separator, sep_note = load_separator() if separation else (None, "")
     times: list[tuple[str, float]] = []
@@ -122,20 +125,28 @@ def run(minutes: float, separation: bool) -> tuple[list[tuple[str, float]], floa
         drums = timed("separation", lambda: separator.separate(audio, MEL.sample_rate).mean(axis=0))
     grid = timed("beat tracking", lambda: tracker(audio))
     mel = timed("features", lambda: log_mel(drums))
-    empty = DrumScore(grid, 4, np.zeros((3, len(grid.times) * 4), bool))
-    phi = timed("CRNN", lambda: tatum_probabilities(model, mel, empty.tatum_times))
-    score = DrumScore(grid, 4, phi >= model.threshold, probabilities=phi)
+    tatum_times = DrumScore(grid, 4, np.zeros((1, len(grid.times) * 4), bool), loaded[0][1].instruments[:1]).tatum_times
+    for i, (name, model) in enumerate(loaded):
+        label = "CRNN" if len(loaded) == 1 else f"CRNN [{name}]"
+        phi = timed(label, lambda: tatum_probabilities(model, mel, tatum_times))
+        if i == 0:
+            score = DrumScore(grid, 4, phi >= model.threshold, model.instruments, probabilities=phi)
     timed("writing (mid+musicxml+json)",
           lambda: [write_score(score, work / f"out.{ext}") for ext in ("mid", "musicxml", "json")])
     return times, duration, peak_rss_gib(), sep_note
 
 
 def table(times: list[tuple[str, float]], duration: float, peak: float, note: str, minutes: float) -> str:
-    total = sum(t for _, t in times)
+    crnn = [(n, t) for n, t in times if n.startswith("CRNN")]
+    shared = sum(t for n, t in times if not n.startswith("CRNN"))
+    wholes = [(f"whole pipeline{n[4:]}", shared + t) for n, t in crnn]
     lines = [f"Song: {minutes:g} min generated audio; peak memory {peak:.2f} GiB" + (f"; separation: {note}" if note else ""),
              "", "| stage | seconds | real-time factor | x faster than real time |", "|---|---|---|---|"]
-    for name, t in times + [("whole pipeline", total)]:
+    for name, t in times + wholes:
         lines.append(f"| {name} | {t:.2f} | {t / duration:.4f} | {duration / max(t, 1e-9):.0f}x |")
+    if len(wholes) > 1:
+        lines += ["", "Whole pipeline against the first model: " +
+                  ", ".join(f"{n[len('whole pipeline '):]} {t / wholes[0][1]:.3f}" for n, t in wholes[1:])]
     return "\n".join(lines)
 
 
@@ -144,12 +155,14 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=3.0)
     ap.add_argument("--no-separation", action="store_true")
     ap.add_argument("--markdown", type=Path, help="append the table to this file")
+    ap.add_argument("--model", type=Path, action="append",
+                    help="time the CRNN of this model file (repeat to compare models in one run; default: bundled)")
     ap.add_argument("--make-song", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.make_song:
         make_song(args.make_song, args.minutes)
         return
-    text = table(*run(args.minutes, not args.no_separation), args.minutes)
+    text = table(*run(args.minutes, not args.no_separation, args.model), args.minutes)
     print(text)
     if args.markdown:
         with open(args.markdown, "a") as fh:

@@ -61,8 +61,7 @@ def groove() -> list[tuple[float, int, int]]:
 def write_groove_midi(path: Path) -> None:
     """A type-1 file whose first beat lasts LEAD_IN seconds (a 1/4 lead-in bar), then 4/4 at BPM.
 
-    That is how tatumdrum.midi writes a song that starts after a pause, so the file's own
-    beat grid puts the first downbeat of the groove at LEAD_IN seconds.
+    The file's own beat grid then puts the first downbeat of the groove at LEAD_IN seconds.
     """
     conductor = mido.MidiTrack([
         mido.MetaMessage("track_name", name="groove", time=0),
