@@ -80,6 +80,10 @@ def transcribe(
     separator_weights: Optional[Path] = typer.Option(None, "--separator-weights", help="Local Open-Unmix weights (file or folder)."),
     save_stems: Optional[Path] = typer.Option(None, "--save-stems", help="Folder to write the drum stem the model heard."),
     beats_file: Optional[Path] = typer.Option(None, "--beats", help="Given beats (time and bar position per line) instead of tracking."),
+    meter: str = typer.Option("auto", "--meter", help="Bars: auto (tracked, corrected by the drums), tracked "
+                              "(the beat tracker's as they are), or N/4 to force a meter, e.g. 4/4."),
+    downbeat_shift: int = typer.Option(0, "--downbeat-shift", help="Move every bar line this many beats later "
+                                       "(negative: earlier)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that exist (default: refuse before any work)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
 ) -> None:
@@ -88,6 +92,14 @@ def transcribe(
     from .writers import UnsupportedFormatError, check_output_path
 
     fmt_list = [f.strip() for f in formats.split(",") if f.strip()]
+    from .meter import MeterError, parse_meter
+
+    forced_meter = None
+    if meter not in ("auto", "tracked"):
+        try:
+            forced_meter = parse_meter(meter)
+        except MeterError as exc:
+            fail(str(exc), 2)
     for path in inputs:
         if not path.exists():
             fail(f"{path}: no such file or folder")
@@ -118,7 +130,9 @@ def transcribe(
     try:
         try:
             transcriber = Transcriber.load(model, tatums_per_beat=tatums_per_beat, threshold=threshold,
-                                           separator=_load_separator(separation, separator_model, separator_weights))
+                                           separator=_load_separator(separation, separator_model, separator_weights),
+                                           meter=forced_meter, correct_bars=meter == "auto",
+                                           downbeat_shift=downbeat_shift)
         except ModelFileError as exc:
             fail(str(exc))
         if save_stems is not None and transcriber.separator is None:

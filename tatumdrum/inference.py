@@ -13,6 +13,7 @@ import torch
 
 from .beats import BeatTracker
 from .features import MEL, load_audio, log_mel
+from .meter import MetricalModel, choose_bars
 from .model import encode_in_chunks, spans_tensor
 from .peaks import pick_peaks
 from .score import DrumScore
@@ -59,6 +60,14 @@ def tatum_outputs(model: TrainedModel, mel: np.ndarray, tatum_times: np.ndarray
     return phi, None
 
 
+def load_metrical_model() -> MetricalModel | None:
+    """The bundled metrical drum model (models/lm/meter.json), or None where it is missing."""
+    from .weights import bundled_model_path
+
+    path = bundled_model_path("lm/meter.json")
+    return MetricalModel.load(path) if path.is_file() else None
+
+
 @dataclass
 class Transcriber:
     """The whole pipeline with its models loaded once."""
@@ -68,6 +77,12 @@ class Transcriber:
     threshold: float | None = None
     separator: object | None = None  # tatumdrum.separation.DrumSeparator, when separation is on
     beat_tracker: BeatTracker = field(default_factory=BeatTracker)
+    # Bars: a forced meter (beats per bar), whether the drums may correct the tracker's bars
+    # (meter.py; given beats are never corrected), and a shift of the bar lines in beats.
+    meter: int | None = None
+    correct_bars: bool = True
+    downbeat_shift: int = 0
+    metrical_model: MetricalModel | None = field(default_factory=lambda: load_metrical_model())
 
     @classmethod
     def load(cls, model_path: Path | None = None, **kwargs) -> "Transcriber":
@@ -78,6 +93,7 @@ class Transcriber:
         """Transcribe mono 44.1 kHz audio; returns the score and the audio the CRNN heard."""
         stage = stage or (lambda name: None)
         drums = audio
+        given = beats is not None
         if self.separator is not None:
             stage("separation")
             drums = self.separator.separate(audio, MEL.sample_rate).mean(axis=0)
@@ -101,7 +117,10 @@ class Transcriber:
         outside = (score.tatum_times < -slack) | (score.tatum_times >= len(audio) / MEL.sample_rate)
         phi[:, outside] = 0.0
         threshold = self.model.threshold if self.threshold is None else self.threshold
-        return DrumScore(beats, self.tatums_per_beat, phi >= threshold, self.model.instruments, phi, velocity), drums
+        score = DrumScore(beats, self.tatums_per_beat, phi >= threshold, self.model.instruments, phi, velocity)
+        score = choose_bars(score, self.metrical_model, self.meter, self.correct_bars and not given,
+                            self.downbeat_shift)
+        return score, drums
 
     def transcribe(self, path: Path, beats: BeatGrid | None = None, stage: StageFn | None = None) -> DrumScore:
         (stage or (lambda name: None))("decoding")
