@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import librosa
 import numpy as np
+import scipy.fft
 import soundfile as sf
 
 
@@ -105,6 +105,8 @@ def load_audio(path: Path, sample_rate: int = MEL.sample_rate, mono: bool = True
         except Exception:
             # libsndfile lacks some codecs on older systems; librosa falls back to audioread/ffmpeg.
             try:
+                import librosa
+
                 audio, sr = librosa.load(str(path), sr=None, mono=False)
             except Exception as exc:
                 raise AudioError(f"{path}: not a readable audio file ({type(exc).__name__})") from None
@@ -121,7 +123,10 @@ def load_audio(path: Path, sample_rate: int = MEL.sample_rate, mono: bool = True
         raise AudioError(f"{path}: the audio is silent or inaudible (peak below {INAUDIBLE_DBFS:.0f} dBFS "
                          "once DC is removed)")
     if sr != sample_rate:
-        audio = librosa.resample(audio, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq")
+        import soxr
+
+        # soxr's HQ quality is what librosa's res_type="soxr_hq" used.
+        audio = soxr.resample(audio.T, sr, sample_rate, quality="HQ").T
     if mono:
         return np.ascontiguousarray(audio.mean(axis=0), dtype=np.float32)
     return np.ascontiguousarray(audio, dtype=np.float32)
@@ -141,23 +146,65 @@ def _inaudible(audio: np.ndarray, sr: int) -> bool:
 _FILTERBANKS: dict[MelParams, np.ndarray] = {}
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=float)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-10) / min_log_hz) / logstep, hz / f_sp)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=float)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
 def mel_filterbank(params: MelParams = MEL) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) triangular filters on Slaney's mel scale with Slaney area normalisation:
+    the same matrix as librosa.filters.mel's defaults, computed here so that transcription does not
+    load librosa (seconds of start-up for its first call)."""
     if params not in _FILTERBANKS:
-        _FILTERBANKS[params] = librosa.filters.mel(
-            sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax
-        ).astype(np.float32)
+        fft_freqs = np.fft.rfftfreq(params.n_fft, 1.0 / params.sample_rate)
+        mel_f = _mel_to_hz(np.linspace(_hz_to_mel(params.fmin), _hz_to_mel(params.fmax), params.n_mels + 2))
+        fdiff = np.diff(mel_f)
+        ramps = mel_f[:, None] - fft_freqs[None, :]
+        lower = -ramps[:-2] / fdiff[:-1, None]
+        upper = ramps[2:] / fdiff[1:, None]
+        weights = np.maximum(0.0, np.minimum(lower, upper))
+        weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
+        _FILTERBANKS[params] = weights.astype(np.float32)
     return _FILTERBANKS[params]
 
 
-def log_mel(audio: np.ndarray, params: MelParams = MEL) -> np.ndarray:
+_WINDOWS: dict[int, np.ndarray] = {}
+
+
+def _hann(n: int) -> np.ndarray:
+    """The periodic Hann window (scipy's and librosa's `hann` for spectral analysis)."""
+    if n not in _WINDOWS:
+        _WINDOWS[n] = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
+    return _WINDOWS[n]
+
+
+def log_mel(audio: np.ndarray, params: MelParams = MEL, chunk_frames: int = 4096) -> np.ndarray:
     """Log-compressed magnitude mel spectrogram, (frames, n_mels), one frame per hop, frame t centred at t * hop.
 
     log(1 + mel) keeps silence at zero and compresses loud drums, which matters because
-    training audio and user audio differ widely in level.
+    training audio and user audio differ widely in level. The STFT (Hann window, centred frames
+    with zero padding) equals librosa.stft's; it runs in chunks of frames so that memory stays
+    bounded on long songs.
     """
-    mag = np.abs(
-        librosa.stft(np.asarray(audio, dtype=np.float32), n_fft=params.n_fft, hop_length=params.hop_length,
-                     window="hann", center=True)
-    )
-    mel = mel_filterbank(params) @ mag
-    return np.log1p(mel).T.astype(np.float32)
+    x = np.asarray(audio, dtype=np.float32)
+    pad = params.n_fft // 2
+    x = np.pad(x, (pad, pad))
+    n_frames = 1 + (len(x) - params.n_fft) // params.hop_length
+    frames = np.lib.stride_tricks.sliding_window_view(x, params.n_fft)[:: params.hop_length][:n_frames]
+    window, bank = _hann(params.n_fft), mel_filterbank(params)
+    out = np.empty((n_frames, params.n_mels), dtype=np.float32)
+    for start in range(0, n_frames, chunk_frames):
+        # scipy's FFT keeps float32 in single precision (numpy's works in float64, 5x slower here).
+        spectrum = np.abs(scipy.fft.rfft(frames[start:start + chunk_frames] * window, axis=1))
+        out[start:start + chunk_frames] = spectrum @ bank.T
+    return np.log1p(out)

@@ -136,3 +136,18 @@ def test_bar_lengths_come_from_the_bar_structure():
     grid = BeatGrid(np.arange(10) * 0.5, np.array([3, 1, 2, 3, 1, 2, 3, 1, 2, 3]))
     score = DrumScore(grid, 4, np.zeros((3, 40), bool))
     assert set(score.bar_tatum_lengths().tolist()) == {12}
+
+
+def test_log_mel_equals_librosa_without_loading_it():
+    """The transcription path computes its own STFT and Slaney mel filterbank (no librosa start-up);
+    they must equal librosa's, which the training data and the bundled models were made with."""
+    import librosa
+
+    from tatumdrum.features import MEL, log_mel, mel_filterbank
+
+    rng = np.random.default_rng(0)
+    audio = (0.3 * rng.standard_normal(3 * MEL.sample_rate + 123)).astype(np.float32)
+    bank = librosa.filters.mel(sr=MEL.sample_rate, n_fft=MEL.n_fft, n_mels=MEL.n_mels, fmin=MEL.fmin, fmax=MEL.fmax)
+    np.testing.assert_allclose(mel_filterbank(), bank, atol=1e-7)
+    spec = np.abs(librosa.stft(audio, n_fft=MEL.n_fft, hop_length=MEL.hop_length, window="hann", center=True))
+    np.testing.assert_allclose(log_mel(audio, chunk_frames=50), np.log1p(bank @ spec).T, atol=1e-5)
