@@ -168,6 +168,7 @@ def _transcribe_jobs(jobs, transcriber, beats, beats_file: Optional[Path], quiet
                     except ValueError as exc:
                         fail(f"{beats_file}: {exc}")
                 score, heard = transcriber.transcribe_audio(audio, beats, stage)
+                score.meta["source"] = str(job.audio)
                 stage("writing")
                 for p in job.outputs:
                     write_score(score, p)

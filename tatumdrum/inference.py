@@ -86,7 +86,9 @@ class Transcriber:
 
     @classmethod
     def load(cls, model_path: Path | None = None, **kwargs) -> "Transcriber":
-        return cls(load_model(model_path), **kwargs)
+        model = load_model(model_path)
+        model.info.setdefault("name", "bundled crnn.pt" if model_path is None else Path(model_path).name)
+        return cls(model, **kwargs)
 
     def transcribe_audio(self, audio: np.ndarray, beats: BeatGrid | None = None,
                          stage: StageFn | None = None) -> tuple[DrumScore, np.ndarray]:
@@ -117,7 +119,10 @@ class Transcriber:
         outside = (score.tatum_times < -slack) | (score.tatum_times >= len(audio) / MEL.sample_rate)
         phi[:, outside] = 0.0
         threshold = self.model.threshold if self.threshold is None else self.threshold
-        score = DrumScore(beats, self.tatums_per_beat, phi >= threshold, self.model.instruments, phi, velocity)
+        meta = {"model": self.model.info.get("name", "custom"), "threshold": float(threshold),
+                "separation": None if self.separator is None else getattr(self.separator, "name", "open-unmix"),
+                "duration": round(len(audio) / MEL.sample_rate, 6), "beats": "given" if given else "tracked"}
+        score = DrumScore(beats, self.tatums_per_beat, phi >= threshold, self.model.instruments, phi, velocity, meta)
         score = choose_bars(score, self.metrical_model, self.meter, self.correct_bars and not given,
                             self.downbeat_shift)
         return score, drums

@@ -15,9 +15,27 @@ def _times(values: np.ndarray) -> list[float]:
     return [round(float(t), 6) for t in values]
 
 
+SCHEMA = "tatumdrum-score"
+# Version 2: schema/version keys, provenance (source, model, threshold, separation, duration, beats),
+# bars, tempo and velocities. Version 1 (unmarked) had the grid, instruments, onsets and probabilities.
+SCHEMA_VERSION = 2
+
+
 def score_to_dict(score: DrumScore) -> dict[str, Any]:
-    """The JSON document for `score` as plain Python values."""
+    """The JSON document for `score` as plain Python values (README, "JSON schema")."""
+    bars = score.bars()
+    intervals = np.diff(score.beats.times)
     data: dict[str, Any] = {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "source": score.meta.get("source"),
+        "model": score.meta.get("model"),
+        "threshold": score.meta.get("threshold"),
+        "separation": score.meta.get("separation"),
+        "duration": score.meta.get("duration"),
+        "beat_source": score.meta.get("beats"),
+        "tempo_bpm": round(60.0 / float(np.median(intervals)), 3),
+        "bars": [{"start": round(float(score.beats.times[a]), 6), "beats": int(b - a)} for a, b in bars],
         "tatums_per_beat": score.tatums_per_beat,
         "tatum_times": _times(score.tatum_times),
         "beats": {

@@ -128,7 +128,7 @@ def best_bars(score: DrumScore, model: MetricalModel, meters: tuple[int, ...] = 
 def with_bars(score: DrumScore, grid: BeatGrid) -> DrumScore:
     """The same onsets on a grid with other bar positions."""
     return DrumScore(grid, score.tatums_per_beat, score.onsets, score.instruments, score.probabilities,
-                     score.velocities)
+                     score.velocities, dict(score.meta))
 
 
 def shift_downbeats(grid: BeatGrid, beats: int) -> BeatGrid:

@@ -24,6 +24,8 @@ class DrumScore:
     probabilities: np.ndarray | None = None  # (K, M) float in [0, 1]
     # How hard each onset is struck, MIDI velocity / 127, where a model or the annotation says.
     velocities: np.ndarray | None = None  # (K, M) float in [0, 1]
+    # Where the score came from (source file, model, threshold, separation, audio duration), for JSON.
+    meta: dict = field(default_factory=dict)
     tatum_times: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,4 +79,4 @@ class DrumScore:
         if self.probabilities is None:
             raise ValueError("this score has no probabilities to threshold")
         return DrumScore(self.beats, self.tatums_per_beat, self.probabilities >= delta,
-                         self.instruments, self.probabilities, self.velocities)
+                         self.instruments, self.probabilities, self.velocities, dict(self.meta))

@@ -68,6 +68,11 @@ def test_json_has_onsets_and_probabilities(outputs):
     data = json.loads((outputs / "drums.json").read_text())
     assert _f_against_known({k: np.asarray(v) for k, v in data["onsets"].items()}) >= 0.9
     assert np.asarray(data["probabilities"]).shape[0] == len(data["instruments"]) == 7
+    # The versioned schema carries where the score came from and its bars.
+    assert (data["schema"], data["version"]) == ("tatumdrum-score", 2)
+    assert data["source"] == str(CLIP) and data["model"] == "bundled crnn.pt" and data["threshold"] == 0.4
+    assert data["separation"] is None and abs(data["duration"] - 21.8) < 0.01 and data["beat_source"] == "tracked"
+    assert abs(data["tempo_bpm"] - 100) < 1 and sum(b["beats"] for b in data["bars"]) == len(data["beats"]["times"])
     # The bundled model predicts how hard each stroke is: the groove's ghost note (velocity 45) is
     # far quieter than its backbeats (110).
     snare = np.asarray(data["velocities"]["SD"])
