@@ -70,7 +70,7 @@ def transcribe(
     inputs: list[Path] = typer.Argument(..., help="Audio files or folders (wav, flac, ogg, mp3)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
                                           help="Output file (its suffix picks the format) or, for several inputs, a folder."),
-    formats: str = typer.Option("mid", "--format", "-f", help="Formats for folder output: mid, musicxml, json (comma-separated)."),
+    formats: str = typer.Option("mid", "--format", "-f", help="Formats for folder output: mid, musicxml, json, png (comma-separated)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file; default: the bundled model."),
     tatums_per_beat: int = typer.Option(4, "--tatums-per-beat", min=1, max=12, help="Tatums per beat (4 = 16th notes)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Onset threshold delta (default: the model's, 0.2)."),
@@ -84,6 +84,7 @@ def transcribe(
                               "(the beat tracker's as they are), or N/4 to force a meter, e.g. 4/4."),
     downbeat_shift: int = typer.Option(0, "--downbeat-shift", help="Move every bar line this many beats later "
                                        "(negative: earlier)."),
+    plot: bool = typer.Option(False, "--plot", help="Also write a PNG picture of each transcription beside its score."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that exist (default: refuse before any work)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
 ) -> None:
@@ -92,6 +93,8 @@ def transcribe(
     from .writers import UnsupportedFormatError, check_output_path
 
     fmt_list = [f.strip() for f in formats.split(",") if f.strip()]
+    if plot and "png" not in fmt_list:
+        fmt_list.append("png")
     from .meter import MeterError, parse_meter
 
     forced_meter = None

@@ -49,7 +49,9 @@ def plan_jobs(inputs: list[Path], output: Path | None, formats: list[str], save_
     jobs = []
     for audio, rel in found:
         if single and output is not None and output.suffix and not output.is_dir():
-            outputs: tuple[Path, ...] = (output,)
+            # `--plot` with `-o song.mid` adds song.png beside it.
+            outputs: tuple[Path, ...] = (output,) + tuple(output.with_suffix(f".{fmt}") for fmt in formats
+                                                         if fmt == "png" and output.suffix.lower() != ".png")
         else:
             base = (output / rel) if output is not None else audio
             outputs = tuple(base.with_name(f"{base.stem}.{fmt.lstrip('.')}") for fmt in formats)

@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 from .jsonout import write_json
 from .midi import write_midi
 from .musicxml import write_musicxml
+from .plot import write_png
 from .score import DrumScore
 
 Writer = Callable[[DrumScore, Path], None]
@@ -20,6 +21,7 @@ FORMATS: dict[str, Writer] = {
     ".musicxml": write_musicxml,
     ".xml": write_musicxml,
     ".json": write_json,
+    ".png": write_png,
 }
 
 

@@ -293,3 +293,19 @@ def fake_gmd_v2(tmp_path_factory) -> Path:
                                    "audio_filename,duration,split\n"
                                    "d1,d1/s1,x,rock,120,beat,4-4,d1/s1/1_rock_120_beat_4-4.mid,,8.0,train\n")
     return root
+
+
+def test_png_picture_of_a_transcription(tmp_path):
+    from PIL import Image
+
+    from tatumdrum.writers import write_score
+
+    score = seven_class_score()
+    path = write_score(score, tmp_path / "score.png")
+    image = Image.open(path)
+    assert image.format == "PNG" and image.size[0] >= 640 and image.size[1] > 200
+    # Strokes are drawn in red: the picture holds red pixels, and an empty score holds none.
+    red = lambda im: int(np.sum((np.asarray(im.convert("RGB"))[..., 0] > 200) &
+                                (np.asarray(im.convert("RGB"))[..., 1] < 80)))
+    empty = DrumScore(score.beats, 4, np.zeros_like(score.onsets), SEVEN_CLASSES)
+    assert red(image) > 50 and red(Image.open(write_score(empty, tmp_path / "empty.png"))) == 0
