@@ -84,6 +84,8 @@ def transcribe(
                               "(the beat tracker's as they are), or N/4 to force a meter, e.g. 4/4."),
     downbeat_shift: int = typer.Option(0, "--downbeat-shift", help="Move every bar line this many beats later "
                                        "(negative: earlier)."),
+    n_jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Songs transcribed at once (worker processes, "
+                               "each loading the models once); for folders."),
     plot: bool = typer.Option(False, "--plot", help="Also write a PNG picture of each transcription beside its score."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that exist (default: refuse before any work)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
@@ -130,19 +132,27 @@ def transcribe(
         beats = read_beats_tsv(beats_file) if beats_file else None
     except (OSError, ValueError) as exc:
         fail(f"{beats_file}: cannot read beats ({exc})")
+    from .outputs import remove_partial_files
+
+    settings = dict(model_path=model, tatums_per_beat=tatums_per_beat, threshold=threshold, meter=forced_meter,
+                    correct_bars=meter == "auto", downbeat_shift=downbeat_shift)
     try:
         try:
-            transcriber = Transcriber.load(model, tatums_per_beat=tatums_per_beat, threshold=threshold,
-                                           separator=_load_separator(separation, separator_model, separator_weights),
-                                           meter=forced_meter, correct_bars=meter == "auto",
-                                           downbeat_shift=downbeat_shift)
+            transcriber = Transcriber.load(**settings,
+                                           separator=_load_separator(separation, separator_model, separator_weights))
         except ModelFileError as exc:
             fail(str(exc))
         if save_stems is not None and transcriber.separator is None:
             console.print("[yellow]warning:[/] no separator is active, so --save-stems has nothing to write")
-        failures = _transcribe_jobs(jobs, transcriber, beats, beats_file, quiet)
+        if n_jobs > 1 and len(jobs) > 1 and beats is None:
+            separator = None if transcriber.separator is None else (separator_model, separator_weights)
+            failures = _transcribe_in_parallel(jobs, settings, separator, min(n_jobs, len(jobs)), quiet)
+        else:
+            failures = _transcribe_jobs(jobs, transcriber, beats, beats_file, quiet)
     except KeyboardInterrupt:
-        # Writers replace their output only when complete, so an interrupt leaves no partial file.
+        # Writers replace their output only when complete; a worker stopped mid-write leaves a
+        # temporary file at most, which is removed here.
+        remove_partial_files(jobs)
         console.print("interrupted", highlight=False)
         raise typer.Exit(130) from None
     if failures:
@@ -188,6 +198,31 @@ def _transcribe_jobs(jobs, transcriber, beats, beats_file: Optional[Path], quiet
                     fail(message)
                 progress.console.print(f"[bold red]error:[/] {message}", highlight=False)
             progress.advance(task)
+    return failures
+
+
+def _transcribe_in_parallel(jobs, settings: dict, separator, n_workers: int, quiet: bool) -> int:
+    """`--jobs`: a spawned pool whose workers load the models once (batch.py). Returns the failures."""
+    import multiprocessing as mp
+
+    from .batch import init_worker, transcribe_job
+
+    failures = 0
+    with _progress(quiet) as progress:
+        task = progress.add_task(f"transcribing ({n_workers} at once)", total=len(jobs), status="")
+        # spawn: a fork of a process that has loaded torch or onnxruntime can deadlock.
+        with mp.get_context("spawn").Pool(n_workers, initializer=init_worker, initargs=(settings, separator)) as pool:
+            for result in pool.imap_unordered(transcribe_job, jobs):
+                for warning in result.warnings:
+                    progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+                if result.error is not None:
+                    failures += 1
+                    progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False)
+                elif not quiet:
+                    progress.console.print(f"[green]✓[/] {result.audio} → {', '.join(map(str, result.outputs))} "
+                                           f"({result.onsets} onsets, {result.beats} beats)", highlight=False)
+                progress.update(task, status=result.audio.name)
+                progress.advance(task)
     return failures
 
 

@@ -85,7 +85,7 @@ class Transcriber:
     metrical_model: MetricalModel | None = field(default_factory=lambda: load_metrical_model())
 
     @classmethod
-    def load(cls, model_path: Path | None = None, **kwargs) -> "Transcriber":
+    def load(cls, model_path: Path | str | None = None, **kwargs) -> "Transcriber":
         model = load_model(model_path)
         model.info.setdefault("name", "bundled crnn.pt" if model_path is None else Path(model_path).name)
         return cls(model, **kwargs)

@@ -93,3 +93,12 @@ def check_jobs(jobs: list[Job], overwrite: bool) -> None:
             if out.exists() and not overwrite:
                 raise OutputPlanError(f"{out}: exists; use --overwrite to replace it")
             _writable_folder(out, out)
+
+
+def remove_partial_files(jobs: list[Job]) -> None:
+    """Delete temporary files an interrupted writer left beside the planned outputs (see writers.atomic_path)."""
+    for job in jobs:
+        for out in job.outputs + ((job.stem_file,) if job.stem_file else ()):
+            if out.parent.is_dir():
+                for tmp in out.parent.glob(f".{out.name}.*.tmp"):
+                    tmp.unlink(missing_ok=True)

@@ -51,8 +51,10 @@ def test_batch_mirrors_folders_and_never_overwrites(tmp_path, short_clip):
         (songs / sub).mkdir(parents=True)
         (songs / sub / "song.wav").write_bytes(short_clip.read_bytes())
     out = tmp_path / "out"
-    result = run("transcribe", str(songs), "-o", str(out), "--separation", "none", "--format", "mid,json")
+    # Two worker processes (--jobs), each loading the models once.
+    result = run("transcribe", str(songs), "-o", str(out), "--separation", "none", "--format", "mid,json", "-j", "2")
     assert result.returncode == 0, result.stderr
+    assert result.stderr.count("✓") == 2
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == ["a/song.json", "a/song.mid", "b/song.json", "b/song.mid"]
     before = (out / "a" / "song.mid").read_bytes()
