@@ -20,6 +20,7 @@ class JobResult:
     warnings: tuple[str, ...] = ()
     onsets: int = 0
     beats: int = 0
+    fatal: bool = False  # the whole run must stop (bad --beats)
 
 
 def init_worker(transcriber_kwargs: dict, separator: tuple[str, Path | None] | None) -> None:
@@ -36,25 +37,48 @@ def init_worker(transcriber_kwargs: dict, separator: tuple[str, Path | None] | N
     _WORKER["transcriber"] = Transcriber.load(**transcriber_kwargs)
 
 
-def transcribe_job(job: Job) -> JobResult:
-    """Transcribe one song in a worker and write its files; errors come back as one line."""
-    from .beats import BeatTrackingError
+def write_stem(audio, path: Path) -> None:
+    """The separated drums as a wav, written atomically like the scores."""
+    import soundfile as sf
+
+    from .writers import atomic_path
+
+    with atomic_path(path) as tmp:
+        sf.write(tmp, audio, 44100, format="WAV")
+
+
+def run_job(transcriber, job: Job, beats=None, beats_file: Path | None = None, stage=None) -> JobResult:
+    """Transcribe one song and write its files; a bad file comes back as one line in `error`.
+
+    Given beats that miss the audio are the beats file's fault, not the song's: `fatal` is then set.
+    """
+    from .beats import BeatTrackingError, check_beats_cover
     from .features import AudioError, load_audio
     from .writers import write_score
 
-    transcriber = _WORKER["transcriber"]
+    stage = stage or (lambda name: None)
     warnings: list[str] = []
     try:
+        stage("decoding")
         audio = load_audio(job.audio, warn=warnings.append)
-        score, heard = transcriber.transcribe_audio(audio)
+        if beats is not None:
+            try:
+                check_beats_cover(beats, len(audio) / 44100)
+            except ValueError as exc:
+                return JobResult(job.audio, job.outputs, f"{beats_file}: {exc}", tuple(warnings), fatal=True)
+        score, heard = transcriber.transcribe_audio(audio, beats, stage)
         score.meta["source"] = str(job.audio)
+        stage("writing")
         for path in job.outputs:
             write_score(score, path)
         if job.stem_file is not None and transcriber.separator is not None:
-            from .cli import write_stem
-
             write_stem(heard, job.stem_file)
         return JobResult(job.audio, job.outputs, None, tuple(warnings), int(score.onsets.sum()), len(score.beats.times))
     except (AudioError, BeatTrackingError, OSError, ValueError) as exc:
         message = str(exc) if str(job.audio) in str(exc) else f"{job.audio}: {exc}"
         return JobResult(job.audio, job.outputs, message, tuple(warnings))
+
+
+def transcribe_job(job: Job) -> JobResult:
+    """`run_job` in a pool worker, with the transcriber `init_worker` loaded."""
+    return run_job(_WORKER["transcriber"], job)

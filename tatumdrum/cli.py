@@ -159,11 +159,21 @@ def transcribe(
         fail(f"{failures} of {len(jobs)} file(s) failed")
 
 
+def _report(progress, result, quiet: bool) -> bool:
+    """Print one song's warnings and its result line; True if it failed."""
+    for warning in result.warnings:
+        progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if result.error is not None:
+        progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False)
+    elif not quiet:
+        progress.console.print(f"[green]✓[/] {result.audio} → {', '.join(map(str, result.outputs))} "
+                               f"({result.onsets} onsets, {result.beats} beats)", highlight=False)
+    return result.error is not None
+
+
 def _transcribe_jobs(jobs, transcriber, beats, beats_file: Optional[Path], quiet: bool) -> int:
     """Transcribe and write every job; a bad file is reported and the rest go on. Returns the failures."""
-    from .beats import BeatTrackingError, check_beats_cover
-    from .features import AudioError, load_audio
-    from .writers import write_score
+    from .batch import run_job
 
     failures = 0
     with _progress(quiet) as progress:
@@ -171,32 +181,12 @@ def _transcribe_jobs(jobs, transcriber, beats, beats_file: Optional[Path], quiet
         for job in jobs:
             def stage(name: str, f: Path = job.audio) -> None:
                 progress.update(task, status=f"{f.name}: {name}")
-            try:
-                stage("decoding")
-                audio = load_audio(job.audio, warn=lambda msg: progress.console.print(
-                    f"[yellow]warning:[/] {msg}", highlight=False))
-                if beats is not None:
-                    try:
-                        check_beats_cover(beats, len(audio) / 44100)
-                    except ValueError as exc:
-                        fail(f"{beats_file}: {exc}")
-                score, heard = transcriber.transcribe_audio(audio, beats, stage)
-                score.meta["source"] = str(job.audio)
-                stage("writing")
-                for p in job.outputs:
-                    write_score(score, p)
-                if job.stem_file is not None and transcriber.separator is not None:
-                    write_stem(heard, job.stem_file)
-                if not quiet:
-                    progress.console.print(f"[green]✓[/] {job.audio} → {', '.join(map(str, job.outputs))} "
-                                           f"({int(score.onsets.sum())} onsets, {len(score.beats.times)} beats)",
-                                           highlight=False)
-            except (AudioError, BeatTrackingError, OSError, ValueError) as exc:
-                failures += 1
-                message = str(exc) if str(job.audio) in str(exc) else f"{job.audio}: {exc}"
-                if len(jobs) == 1:
-                    fail(message)
-                progress.console.print(f"[bold red]error:[/] {message}", highlight=False)
+            result = run_job(transcriber, job, beats, beats_file, stage)
+            if result.error is not None and (result.fatal or len(jobs) == 1):
+                for warning in result.warnings:
+                    progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+                fail(result.error)
+            failures += _report(progress, result, quiet)
             progress.advance(task)
     return failures
 
@@ -213,27 +203,10 @@ def _transcribe_in_parallel(jobs, settings: dict, separator, n_workers: int, qui
         # spawn: a fork of a process that has loaded torch or onnxruntime can deadlock.
         with mp.get_context("spawn").Pool(n_workers, initializer=init_worker, initargs=(settings, separator)) as pool:
             for result in pool.imap_unordered(transcribe_job, jobs):
-                for warning in result.warnings:
-                    progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-                if result.error is not None:
-                    failures += 1
-                    progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False)
-                elif not quiet:
-                    progress.console.print(f"[green]✓[/] {result.audio} → {', '.join(map(str, result.outputs))} "
-                                           f"({result.onsets} onsets, {result.beats} beats)", highlight=False)
+                failures += _report(progress, result, quiet)
                 progress.update(task, status=result.audio.name)
                 progress.advance(task)
     return failures
-
-
-def write_stem(audio, path: Path) -> None:
-    """The separated drums as a wav, written atomically like the scores."""
-    import soundfile as sf
-
-    from .writers import atomic_path
-
-    with atomic_path(path) as tmp:
-        sf.write(tmp, audio, 44100, format="WAV")
 
 
 class ModelKind(str, Enum):
