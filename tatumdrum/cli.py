@@ -291,6 +291,9 @@ def train(
                                           "(pieces built with --v2 carry velocities); 0: no velocity head."),
     gru_layers: int = typer.Option(3, "--gru-layers", min=1, help="GRU layers of the decoder (paper: 3)."),
     lr_decay: bool = typer.Option(False, "--lr-decay", help="Cosine learning-rate decay over the epochs."),
+    negatives: float = typer.Option(0.0, "--negatives", min=0.0, max=1.0,
+                                    help="Share of crops without drums (band alone, steady noise or tones) "
+                                    "and with an empty score."),
 ) -> None:
     """Train a transcription model; resumes from <out>.ckpt if a run was interrupted."""
     import torch
@@ -304,7 +307,8 @@ def train(
                       gumbel_input=gumbel_input, epochs=epochs, steps_per_epoch=steps_per_epoch,
                       batch_size=batch_size, crop_tatums=crop_tatums, crop_frames=crop_frames, lr=lr, seed=seed, max_valid=max_valid,
                       channels=tuple(int(c) for c in channels.split(",")), gru_hidden=gru_hidden,
-                      velocity_weight=velocity_weight, gru_layers=gru_layers, lr_decay=lr_decay)
+                      velocity_weight=velocity_weight, gru_layers=gru_layers, lr_decay=lr_decay,
+                      negatives=negatives)
     with _progress() as progress:
         task = progress.add_task("training", total=None, status="")
 

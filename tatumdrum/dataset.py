@@ -21,6 +21,11 @@ REMIX_DRUM_DB = (-14.0, 8.0)
 BLEED_PROBABILITY = 0.3
 BLEED_DB = (-35.0, -12.0)
 GAIN_DB = (-12.0, 6.0)
+# Negative crops (`make_batch(negatives=p)`): audio with no drum stroke and an empty score. One in
+# NOISE_SHARE is steady noise or tones (never invented notes on non-musical input); the rest are the
+# band alone, whose guitars, vocals and piano otherwise read as snare and hi-hat in real mixes.
+NOISE_SHARE = 1 / 3
+NOISE_RMS_DB = (-45.0, -10.0)
 
 
 @dataclass
@@ -102,6 +107,8 @@ def source_mel(piece: Piece, source: str, f0: int, f1: int, rng: np.random.Gener
     if "band" not in piece.mels or source == "mix":
         return piece.mels[source][f0:f1].astype(np.float32)
     drums, band = piece.mels["drums"][f0:f1], piece.mels["band"][f0:f1]
+    if source == "band":  # a negative crop: the band alone, with its own EQ and gain
+        return remix_mel(band, None, rng, 0.0, None)
     if source == "drums":
         bleed = float(rng.uniform(*BLEED_DB)) if rng.random() < BLEED_PROBABILITY else None
         return remix_mel(drums, band, rng, 0.0, bleed)
@@ -128,13 +135,51 @@ def crop(piece: Piece, source: str, n_tatums: int, rng: np.random.Generator, fps
             piece.bar_lengths[m0:m1], velocities)
 
 
+def steady_sound(n_samples: int, rng: np.random.Generator, sample_rate: int = MEL.sample_rate) -> np.ndarray:
+    """Sound without attacks: coloured noise (slowly swelling or not), steady tones or a slow sweep."""
+    t = np.arange(n_samples) / sample_rate
+    kind = rng.choice(["noise", "swell", "tones", "sweep"])
+    if kind in ("noise", "swell"):
+        spectrum = np.fft.rfft(rng.standard_normal(n_samples))
+        f = np.fft.rfftfreq(n_samples, 1.0 / sample_rate)
+        x = np.fft.irfft(spectrum / np.maximum(f, 20.0) ** (rng.uniform(0.0, 1.0)), n_samples)
+        if kind == "swell":  # wind or surf: a smooth envelope, nothing that starts like a stroke
+            x *= 1.0 + rng.uniform(0.3, 0.9) * np.sin(2 * np.pi * rng.uniform(0.1, 2.0) * t + rng.uniform(0, 6.3))
+    elif kind == "tones":
+        x = np.zeros(n_samples)
+        for f0 in np.exp(rng.uniform(np.log(40.0), np.log(4000.0), int(rng.integers(1, 5)))):
+            for h in range(1, int(rng.integers(1, 6)) + 1):
+                x += np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6.3)) / h
+    else:
+        f = np.exp(np.linspace(np.log(rng.uniform(40, 500)), np.log(rng.uniform(1000, 16000)), n_samples))
+        x = np.sin(2 * np.pi * np.cumsum(f) / sample_rate)
+    x = x / (np.sqrt(np.mean(x ** 2)) + 1e-12) * 10 ** (rng.uniform(*NOISE_RMS_DB) / 20)
+    return x.astype(np.float32)
+
+
+def negative_crop(piece: Piece, n_tatums: int, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """A crop of the piece's grid without its drums: the band alone, or steady sound; the score is empty."""
+    noise = rng.random() < NOISE_SHARE or "band" not in piece.mels
+    mel, spans, targets, bar_lengths, velocities = crop(piece, "drums" if noise else "band", n_tatums, rng)
+    if noise:
+        from .features import log_mel
+
+        mel = log_mel(steady_sound(len(mel) * MEL.hop_length, rng))[: len(mel)]
+    return mel, spans, np.zeros_like(targets), bar_lengths, None if velocities is None else np.zeros_like(velocities)
+
+
 def make_batch(pieces: list[Piece], batch_size: int, n_tatums: int, rng: np.random.Generator,
-               sources: tuple[str, ...] = SOURCES) -> Batch:
-    """Random pieces, each from a random source (the paper trains on mixtures and drums alike)."""
+               sources: tuple[str, ...] = SOURCES, negatives: float = 0.0) -> Batch:
+    """Random pieces, each from a random source (the paper trains on mixtures and drums alike);
+    a share `negatives` of the crops has no drums and an empty score."""
     items = []
     while len(items) < batch_size:
         piece = pieces[int(rng.integers(len(pieces)))]
         if len(piece.tatum_times) < n_tatums:
+            continue
+        if negatives and rng.random() < negatives:
+            items.append(negative_crop(piece, n_tatums, rng))
             continue
         usable = [s for s in sources if s in piece.mels or (s == "remix" and "band" in piece.mels)]
         items.append(crop(piece, str(rng.choice(usable)), n_tatums, rng))

@@ -4,6 +4,7 @@ Each stage is its own callable so a batch builds the heavy ones once and the ben
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -31,19 +32,25 @@ def tatum_probabilities(model: TrainedModel, mel: np.ndarray, tatum_times: np.nd
 
 
 @torch.inference_mode()
-def tatum_outputs(model: TrainedModel, mel: np.ndarray, tatum_times: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray | None]:
-    """phi (K, M) and, from models with a velocity head, the velocity / 127 of a stroke at each tatum.
+def encode(model: TrainedModel, mel: np.ndarray) -> torch.Tensor:
+    """The frame-level encoder's output for a whole song, with EDGE_FRAMES of silence on both sides.
 
-    The spectrogram gets EDGE_FRAMES of silence on both sides: training crops always had context
-    around them, and without it the encoder's zero padding at the song's ends (after batch norm,
-    not what silence looks like) read as a stroke: a phantom hi-hat on the last tatum of most songs.
+    Training crops always had context around them; without it the encoder's zero padding at the
+    song's ends (after batch norm, not what silence looks like) read as a stroke: a phantom hi-hat
+    on the last tatum of most songs. It needs no beats, so it can run while the beats are tracked.
     """
     x = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
     x = torch.nn.functional.pad(x, (0, 0, EDGE_FRAMES, EDGE_FRAMES))  # log(1 + 0): silence
+    return encode_in_chunks(model.net.encoder, x)
+
+
+@torch.inference_mode()
+def decode(model: TrainedModel, frames: torch.Tensor, tatum_times: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """phi (K, M) and, from models with a velocity head, the velocity / 127 of a stroke at each tatum,
+    from the encoder's frames (`encode`)."""
     tatum_times = np.asarray(tatum_times, dtype=float) + EDGE_FRAMES / MEL.fps
     net = model.net
-    frames = encode_in_chunks(net.encoder, x)
     if model.kind == "tatum":
         spans = spans_tensor(tatum_times, MEL.fps, len(frames))
         logits, velocity = net.decode(net.pool(frames[None], [spans]))
@@ -58,6 +65,12 @@ def tatum_outputs(model: TrainedModel, mel: np.ndarray, tatum_times: np.ndarray
         idx = quantize_to_tatums(peaks / MEL.fps, tatum_times)
         np.maximum.at(phi[k], idx, act[k, peaks])
     return phi, None
+
+
+def tatum_outputs(model: TrainedModel, mel: np.ndarray, tatum_times: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """phi (K, M) and velocities (or None) for a whole song: `encode`, then `decode`."""
+    return decode(model, encode(model, mel), tatum_times)
 
 
 def load_metrical_model() -> MetricalModel | None:
@@ -100,19 +113,26 @@ class Transcriber:
             stage("separation")
             drums = self.separator.separate(audio, MEL.sample_rate).mean(axis=0)
         if beats is None:
-            stage("beats")
-            # Beats come from the mixture: bass and harmony carry the pulse as much as the drums do.
-            beats = self.beat_tracker(audio)
+            # The spectrogram and the encoder need no beats: they run beside the beat tracker, on the
+            # other core (numpy, scipy's FFT, torch and onnxruntime all work outside the GIL).
+            with ThreadPoolExecutor(1) as pool:
+                encoded = pool.submit(lambda: encode(self.model, log_mel(drums)))
+                stage("beats")
+                # Beats come from the mixture: bass and harmony carry the pulse as much as the drums do.
+                beats = self.beat_tracker(audio)
+                stage("crnn")
+                frames = encoded.result()
         else:
             # Given beats (annotations) rarely span the whole file; extend them as tracked ones are.
             beats = extend_beats(beats, len(audio) / MEL.sample_rate)
+            stage("features")
+            mel = log_mel(drums)
+            stage("crnn")
+            frames = encode(self.model, mel)
         score = DrumScore(beats, self.tatums_per_beat,
                           np.zeros((len(self.model.instruments), len(beats.times) * self.tatums_per_beat), bool),
                           self.model.instruments)
-        stage("features")
-        mel = log_mel(drums)
-        stage("crnn")
-        phi, velocity = tatum_outputs(self.model, mel, score.tatum_times)
+        phi, velocity = decode(self.model, frames, score.tatum_times)
         # The grid overhangs the audio at both ends; nothing is played where there is no sound.
         # (Half a frame of slack: a tatum at -1e-17 s is a tatum at zero.)
         slack = 0.5 / MEL.fps

@@ -59,6 +59,8 @@ class TrainConfig:
     # Cosine decay of the learning rate to `lr_floor` * lr over the epochs; off keeps lr constant (v1).
     lr_decay: bool = False
     lr_floor: float = 0.05
+    # Share of crops with no drums and an empty score (dataset.negative_crop); 0 in v1 and v2.0.
+    negatives: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -189,7 +191,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
         for step in range(cfg.steps_per_epoch):
             l_vel = None
             if cfg.kind == "tatum":
-                batch = make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources)
+                batch = make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources, cfg.negatives)
                 logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
                 l_tran = transcription_loss(logits, batch.targets, cfg.gamma)
                 l_lang = (language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen)

@@ -250,12 +250,30 @@ class FluidSynth:
 _FLUID: dict[int, FluidSynth] = {}
 
 
+def _new_synth() -> FluidSynth:
+    """libfluidsynth when it is installed, else TinySoundFont from PyPI; `TATUMDRUM_SYNTH=tinysoundfont`
+    picks the latter on purpose (the tests use it to check the fallback)."""
+    if os.environ.get("TATUMDRUM_SYNTH", "") != "tinysoundfont":
+        try:
+            return FluidSynth()
+        except FluidError as fluid_error:
+            reason = str(fluid_error)
+    else:
+        reason = "TATUMDRUM_SYNTH=tinysoundfont"
+    try:
+        from .tinysynth import TinySynth
+
+        return TinySynth(SAMPLE_RATE)
+    except ImportError:
+        raise FluidError(f"no soundfont synthesizer: {reason}; or `pip install --no-deps tinysoundfont`") from None
+
+
 def fluid() -> FluidSynth:
     """This process's synthesizer (one per process: a forked copy must not share the parent's)."""
     pid = os.getpid()
     if pid not in _FLUID:
         _FLUID.clear()
-        _FLUID[pid] = FluidSynth()
+        _FLUID[pid] = _new_synth()
     return _FLUID[pid]
 
 
