@@ -228,6 +228,8 @@ def build_dataset(
     tatums_per_beat: int = typer.Option(4, "--tatums-per-beat", min=1, max=12),
     max_files: Optional[int] = typer.Option(None, "--max-files", help="At most this many files per split."),
     max_seconds: float = typer.Option(60.0, "--max-seconds", help="Crop each performance to its first N seconds."),
+    stride: int = typer.Option(1, "--stride", min=1, help="Every N-th performance only (a small build that still "
+                               "spreads over all drummers and styles)."),
     keep_audio: bool = typer.Option(False, "--keep-audio", help="Also write the rendered audio (needed by evaluate)."),
     workers: int = typer.Option(2, "--workers", min=1),
     seed: int = typer.Option(0, "--seed"),
@@ -257,7 +259,7 @@ def build_dataset(
                 progress.update(task, completed=done, total=total)
 
             stats = build_split(gmd, split, out, tatums_per_beat=tatums_per_beat, seed=seed, max_files=max_files,
-                                max_seconds=max_seconds, workers=workers, keep_audio=keep_audio, progress=report,
+                                max_seconds=max_seconds, workers=workers, keep_audio=keep_audio, progress=report, stride=stride,
                                 options=options)
         ratios = stats.get("quantization", {})
         console.print(f"{split}: {stats.get('files')} pieces, {stats.get('seconds', 0) / 3600:.2f} h of audio; "
@@ -325,6 +327,54 @@ def train(
         except (FileNotFoundError, ValueError) as exc:
             fail(str(exc))
     console.print(f"best validation F {state['best_f']:.3f}; model written to {out}")
+
+
+@app.command("train-separator")
+def train_separator_cmd(
+    data: Path = typer.Argument(..., help="Folder made by build-dataset --v2 --keep-audio (train/ and validation/ "
+                                "with *_clean_drums and *_band stems)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the separator (Open-Unmix layout) and its checkpoint."),
+    hidden_size: int = typer.Option(128, "--hidden-size", min=8, help="Open-Unmix hidden size (umxhq: 512, umxl: 1024)."),
+    epochs: int = typer.Option(10, "--epochs", min=1),
+    steps_per_epoch: int = typer.Option(200, "--steps-per-epoch", min=1),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    seq_seconds: float = typer.Option(6.0, "--seq-seconds", min=0.5, help="Seconds of audio per example."),
+    lr: float = typer.Option(1e-3, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("cpu", "--device", help="cpu, or cuda where a GPU is available."),
+    threads: int = typer.Option(0, "--threads", help="Torch CPU threads (0: all cores)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint instead of resuming it."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop after the epoch that passes "
+                                                "this much training time."),
+) -> None:
+    """Train an Open-Unmix drum separator on rendered stems; resumes from <out>/drums.chkpnt."""
+    import torch
+
+    from .separator_training import SeparatorConfig, train_separator
+
+    if threads:
+        torch.set_num_threads(threads)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        fail("--device cuda: no CUDA device is available here")
+    cfg = SeparatorConfig(data=str(data), out=str(out), hidden_size=hidden_size, epochs=epochs,
+                          steps_per_epoch=steps_per_epoch, batch_size=batch_size, seq_seconds=seq_seconds, lr=lr,
+                          seed=seed, device=device, max_minutes=max_minutes)
+    with _progress() as progress:
+        task = progress.add_task("training", total=None, status="")
+
+        def report(event: str, done: int, total: int, info: dict) -> None:
+            if event == "step":
+                progress.update(task, description=f"epoch {info['epoch']}", completed=done, total=total,
+                                status=f"loss {info['loss']:.4f}")
+            else:
+                progress.console.print(f"epoch {done}/{total}: validation SDR {info['valid_sdr']:.2f} dB "
+                                       f"(best {info['best_sdr']:.2f})")
+
+        try:
+            state = train_separator(cfg, report, resume=not fresh)
+        except (FileNotFoundError, ValueError) as exc:
+            fail(str(exc))
+    console.print(f"best validation SDR {state['best_sdr']:.2f} dB; separator written to {out}")
 
 
 @app.command()

@@ -131,8 +131,8 @@ class DrumSeparator:
         """The drum stem of `audio` as float32 (channels, samples), same rate and length.
 
         `audio` is (channels, samples) with 1 or 2 channels, or (samples,), which gives one
-        channel back. Mono is duplicated to the stereo Open-Unmix expects and the stem is
-        folded back to mono.
+        channel back. Mono is duplicated for a stereo model (the official ones) and the stem folded
+        back to mono; a mono model (the bundled one) hears stereo folded to mono.
         """
         x = np.asarray(audio, dtype=np.float32)
         if not x.flags.writeable:
@@ -205,10 +205,15 @@ class DrumSeparator:
         n_fft = self._separator.stft.n_fft
         if length < n_fft:
             x = torch.nn.functional.pad(x, (0, n_fft - length))
-        estimates = self._separator(x.expand(2, -1).contiguous()[None])  # (batch, targets, ch, n)
+        # Official models are stereo (mono is duplicated); the project's own is mono.
+        target = next(iter(self._separator.target_models.values()))
+        channels = target.fc1.in_features // target.nb_bins
+        if x.shape[0] != channels:
+            x = x.mean(dim=0, keepdim=True).expand(channels, -1)
+        estimates = self._separator(x.contiguous()[None])  # (batch, targets, channels, n)
         drums = estimates[0, 0, :, :length]  # drums come first; a residual, if any, last
-        if wav.shape[0] == 1:
-            drums = drums.mean(dim=0, keepdim=True)
+        if drums.shape[0] != wav.shape[0]:
+            drums = drums.mean(dim=0, keepdim=True).expand(wav.shape[0], -1)
         if sr != model_sr:
             drums = AF.resample(drums, model_sr, sr)
         return _fit_length(drums, n).to("cpu", torch.float32)

@@ -237,6 +237,10 @@ def _build_one(task: tuple) -> dict:
         if keep_audio:
             sf.write(out_split / f"{stem}_drums.flac", rendered.drums, SAMPLE_RATE, subtype="PCM_16")
             sf.write(out_split / f"{stem}_mix.flac", rendered.mix, SAMPLE_RATE, subtype="PCM_16")
+            if rendered.band is not None:
+                # The stems at their level in the mix, for training a separator (train-separator).
+                sf.write(out_split / f"{stem}_clean_drums.flac", rendered.clean_drums, SAMPLE_RATE, subtype="PCM_16")
+                sf.write(out_split / f"{stem}_band.flac", rendered.band, SAMPLE_RATE, subtype="PCM_16")
         s = crop.stats
         return {"index": index, "stem": stem, "ok": True, "seconds": len(rendered.mix) / SAMPLE_RATE,
                 "stats": [s.total, s.conflict, s.far, s.either], "meta": rendered.meta,
@@ -248,8 +252,9 @@ def _build_one(task: tuple) -> dict:
 
 def build_split(gmd_root: Path, split: str, out_dir: Path, tatums_per_beat: int = 4, seed: int = 0,
                 max_files: int | None = None, max_seconds: float = 60.0, workers: int = 2, keep_audio: bool = False,
-                progress: Callable[[int, int], None] | None = None, options: BuildOptions = BuildOptions()) -> dict:
-    """Render every GMD file of `split` into `out_dir/<split>/<stem>.npz` and write `stats.json` there.
+                progress: Callable[[int, int], None] | None = None, options: BuildOptions = BuildOptions(),
+                stride: int = 1) -> dict:
+    """Render every GMD file of `split` (every `stride`-th, for a small build spread over all drummers) into `out_dir/<split>/<stem>.npz` and write `stats.json` there.
 
     With `workers` > 1 the files are rendered by a spawned process pool, so a script that calls this
     must guard its top level with `if __name__ == "__main__":`.
@@ -259,7 +264,7 @@ def build_split(gmd_root: Path, split: str, out_dir: Path, tatums_per_beat: int 
     """
     started = time.perf_counter()
     gmd_root = Path(gmd_root)
-    entries = read_info(gmd_root, split)
+    entries = read_info(gmd_root, split)[::stride]
     if max_files is not None:
         entries = entries[:max_files]
     out_split = Path(out_dir) / split
