@@ -51,11 +51,34 @@ def _progress(quiet: bool = False) -> Progress:
                     console=console, transient=True, disable=quiet)
 
 
-def _load_separator(mode: Separation, model: str, weights: Optional[Path]):
+def _choose_separator(mode: Separation, model: Optional[str]) -> Optional[str]:
+    """Which separator a run uses: none, or "bundled", "umxl" or "umxhq".
+
+    auto never downloads and never warns: official weights already in torch.hub's cache, else the
+    bundled separator. required takes --separator (default bundled) and may download official weights.
+    """
     if mode == Separation.none:
         return None
-    from .separation import DrumSeparator, SeparationUnavailable
+    from .separation import BUNDLED, SEPARATORS, cached
 
+    if model is not None and model not in SEPARATORS:
+        fail(f"--separator {model}: choose one of {', '.join(SEPARATORS)}")
+    if mode == Separation.auto and model is None:
+        return next((m for m in ("umxl", "umxhq") if cached(m)), BUNDLED)
+    return model or BUNDLED
+
+
+def _load_separator(mode: Separation, model: Optional[str], weights: Optional[Path]):
+    if mode == Separation.none:
+        return None
+    from .separation import DrumSeparator, SeparationUnavailable, cached
+
+    model = _choose_separator(mode, model)
+    if mode == Separation.auto and weights is None and not cached(model):
+        # An explicit --separator umxl with auto: use it only if it is here; say so once, never download.
+        console.print(f"[yellow]warning:[/] Open-Unmix '{model}' weights are not cached — using the bundled "
+                      "separator (`tatumdrum separator download` fetches them)", highlight=False)
+        model = "bundled"
     try:
         return DrumSeparator.load(model, weights=weights)
     except SeparationUnavailable as exc:
@@ -74,9 +97,12 @@ def transcribe(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file; default: the bundled model."),
     tatums_per_beat: int = typer.Option(4, "--tatums-per-beat", min=1, max=12, help="Tatums per beat (4 = 16th notes)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Onset threshold delta (default: the model's, 0.2)."),
-    separation: Separation = typer.Option(Separation.auto, "--separation",
-                                          help="auto: separate drums if the weights can be had; required: fail otherwise; none: skip."),
-    separator_model: str = typer.Option("umxl", "--separator", help="Open-Unmix model: umxl or umxhq."),
+    separation: Separation = typer.Option(Separation.none, "--separation",
+                                          help="none (default): transcribe the mixture, which the bundled model "
+                                          "does best; auto: separate the drums first with the best separator "
+                                          "here, never downloading; required: separate with --separator or fail."),
+    separator_model: Optional[str] = typer.Option(None, "--separator", help="Open-Unmix drums separator: bundled "
+                                                  "(the project's own), umxl or umxhq (official, downloaded weights)."),
     separator_weights: Optional[Path] = typer.Option(None, "--separator-weights", help="Local Open-Unmix weights (file or folder)."),
     save_stems: Optional[Path] = typer.Option(None, "--save-stems", help="Folder to write the drum stem the model heard."),
     beats_file: Optional[Path] = typer.Option(None, "--beats", help="Given beats (time and bar position per line) instead of tracking."),
@@ -145,7 +171,9 @@ def transcribe(
         if save_stems is not None and transcriber.separator is None:
             console.print("[yellow]warning:[/] no separator is active, so --save-stems has nothing to write")
         if n_jobs > 1 and len(jobs) > 1 and beats is None:
-            separator = None if transcriber.separator is None else (separator_model, separator_weights)
+            sep = transcriber.separator
+            separator = None if sep is None else (sep.source if separator_weights is None else "bundled",
+                                                  separator_weights)
             failures = _transcribe_in_parallel(jobs, settings, separator, min(n_jobs, len(jobs)), quiet)
         else:
             failures = _transcribe_jobs(jobs, transcriber, beats, beats_file, quiet)

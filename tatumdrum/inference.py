@@ -140,7 +140,7 @@ class Transcriber:
         phi[:, outside] = 0.0
         threshold = self.model.threshold if self.threshold is None else self.threshold
         meta = {"model": self.model.info.get("name", "custom"), "threshold": float(threshold),
-                "separation": None if self.separator is None else getattr(self.separator, "name", "open-unmix"),
+                "separation": None if self.separator is None else getattr(self.separator, "source", "open-unmix"),
                 "duration": round(len(audio) / MEL.sample_rate, 6), "beats": "given" if given else "tracked"}
         score = DrumScore(beats, self.tatums_per_beat, phi >= threshold, self.model.instruments, phi, velocity, meta)
         score = choose_bars(score, self.metrical_model, self.meter, self.correct_bars and not given,

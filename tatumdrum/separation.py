@@ -4,7 +4,10 @@ The paper transcribes separated drums, so the mixture first goes through Open-Un
 target. Only that one target is loaded: the other three are never used and would quadruple the
 load time and memory.
 
-Weights come from one of two places:
+Weights come from one of three places:
+
+* ``model="bundled"`` (the default): the project's own separator in ``models/separator/``, trained
+  by ``tatumdrum train-separator`` on the v2 renders (see its CARD.md). Always there, offline too.
 
 * ``weights=PATH``: a local file (a drums state dict such as ``drums-69e0ebd4.pth``) or a folder.
   A folder laid out as Open-Unmix's training script writes it (``separator.json``, ``drums.json``,
@@ -44,6 +47,20 @@ HUB_DRUMS_FILES = {
 }
 
 _FIX = "run `tatumdrum separator download` while online, or pass --separator-weights PATH"
+BUNDLED = "bundled"
+SEPARATORS = (BUNDLED, *HUB_DRUMS_FILES)
+
+
+def bundled_separator_path() -> Path:
+    """The folder of the project's own separator (Open-Unmix layout), shipped in the package."""
+    from .weights import bundled_model_path
+
+    return bundled_model_path("separator")
+
+
+def cached(model: str) -> bool:
+    """Whether `model`'s weights are on this machine without a download (the bundled one always is)."""
+    return model == BUNDLED or (model in HUB_DRUMS_FILES and hub_cache_path(model).is_file())
 
 T = TypeVar("T")
 
@@ -77,7 +94,7 @@ class DrumSeparator:
     def __init__(
         self,
         separator: umx_model.Separator,
-        source: str,
+        source: str,  # "bundled", or the weights' path; JSON output names it
         chunk_seconds: float | None = 30.0,
         overlap_seconds: float = 2.0,
     ) -> None:
@@ -98,7 +115,7 @@ class DrumSeparator:
     @classmethod
     def load(
         cls,
-        model: str = "umxl",
+        model: str = BUNDLED,
         weights: Path | str | None = None,
         device: str | torch.device = "cpu",
         download_timeout: float = 30.0,
@@ -122,9 +139,12 @@ class DrumSeparator:
         if weights is not None:
             separator = _load_local(Path(weights).expanduser(), options)
             source = str(weights)
+        elif model == BUNDLED:
+            separator = _load_local(bundled_separator_path(), options)
+            source = BUNDLED
         else:
             separator = _load_hub(model, options, download_timeout)
-            source = str(hub_cache_path(model))
+            source = model
         return cls(separator.to(device), source, chunk_seconds, overlap_seconds)
 
     def separate(self, audio: np.ndarray, sr: int) -> np.ndarray:
@@ -229,7 +249,7 @@ def _fit_length(wav: torch.Tensor, length: int) -> torch.Tensor:
 def _check_model_name(model: str) -> None:
     if model not in HUB_DRUMS_FILES:
         raise SeparationUnavailable(
-            f"unknown Open-Unmix model '{model}' (choose one of {', '.join(HUB_DRUMS_FILES)}), "
+            f"unknown Open-Unmix model '{model}' (choose one of {', '.join(SEPARATORS)}), "
             "or pass --separator-weights PATH"
         )
 
@@ -254,8 +274,13 @@ def _load_hub(model: str, options: dict[str, Any], timeout: float) -> umx_model.
 
 
 def _fetch(model: str, fetch: Callable[[], T], timeout: float) -> T:
+    import contextlib
+    import io
+
     try:
-        return _call_with_deadline(fetch, timeout)
+        # torch.hub announces each download on stdout; the caller reports the outcome in its own words.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return _call_with_deadline(fetch, timeout)
     except Exception as exc:  # URLError, HTTPError, timeouts, a truncated file: all mean "not here"
         reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         raise SeparationUnavailable(

@@ -230,3 +230,65 @@ def test_bad_weights_paths(tmp_path: Path, weights_dir: Path) -> None:
 def test_hub_file_names_match_installed_openunmix() -> None:
     for model, file_name in HUB_DRUMS_FILES.items():
         assert f"/{file_name}" in inspect.getsource(getattr(openunmix, f"{model}_spec"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The bundled separator (models/separator, trained by `tatumdrum train-separator`)
+
+def _drums_and_band(seconds: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+    """A rendered groove (TimGM6mb kit) and a bass-and-piano band, as separate stems."""
+    from tatumdrum.data.synth import SynthTrack, fluid, timgm_path
+
+    beat = 0.5
+    drums, bass, piano = [], [], []
+    for i in range(int(seconds / beat)):
+        t = 0.25 + i * beat
+        drums += [(t, t + 0.1, 42, 90), (t + beat / 2, t + beat / 2 + 0.1, 42, 70)]
+        drums.append((t, t + 0.1, 36 if i % 2 == 0 else 38, 110))
+        bass.append((t, t + beat * 0.9, [40, 43, 45, 38][(i // 4) % 4], 100))
+        if i % 2 == 0:
+            piano += [(t, t + 2 * beat, p, 80) for p in (64, 67, 71)]
+    n = int(seconds * RATE)
+    d = fluid().render([SynthTrack(timgm_path(), 128, 0, drums, True)], n)
+    b = fluid().render([SynthTrack(timgm_path(), 0, 33, bass), SynthTrack(timgm_path(), 0, 0, piano)], n)
+    return d, b
+
+
+def test_bundled_separator_loads_through_openunmix_and_finds_the_drums():
+    from openunmix.utils import load_separator
+
+    from tatumdrum.separator_training import sdr
+
+    folder = separation.bundled_separator_path()
+    assert {"separator.json", "drums.json", "drums.pth"} <= {p.name for p in folder.iterdir()}
+    # Open-Unmix's own loader reads the folder: the official layout.
+    umx = load_separator(str(folder), targets=[TARGET], niter=0, pretrained=True)
+    assert umx.sample_rate.item() == RATE and len(umx.target_models) == 1
+    sep = DrumSeparator.load("bundled")
+    assert sep.source == "bundled"
+    drums, band = _drums_and_band()
+    mix = drums + band
+    est = sep.separate(mix, RATE)
+    assert est.shape == (1, len(mix)) and np.all(np.isfinite(est))
+    # Separation brings the estimate much closer to the true drum stem than the mixture is.
+    assert sdr(drums, est[0]) > sdr(drums, mix) + 3.0
+    # Stereo input is folded for the mono model and comes back stereo.
+    assert sep.separate(np.stack([mix, mix]), RATE).shape == (2, len(mix))
+
+
+def test_auto_separation_offline_uses_the_bundled_separator_without_a_word(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tatumdrum.cli import app
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))  # no official weights cached
+    example = Path(__file__).resolve().parents[1] / "examples" / "groove.wav"
+    runner = CliRunner()
+    for flags, expected in (([], None), (["--separation", "auto"], "bundled"),
+                            (["--separation", "required"], "bundled")):
+        out = tmp_path / f"{flags[-1] if flags else 'default'}.json"
+        result = runner.invoke(app, ["transcribe", str(example), "-o", str(out), "--quiet", *flags])
+        assert result.exit_code == 0, result.output
+        assert "warning" not in result.output.lower() and "download" not in result.output.lower()
+        assert json.loads(out.read_text())["separation"] == expected
+    assert not (tmp_path / "empty-cache").exists() or not any((tmp_path / "empty-cache").rglob("*.pth"))

@@ -22,6 +22,7 @@ from tatumdrum.features import log_mel
 from tatumdrum.instruments import SEVEN_CLASSES, THREE_CLASSES, note_to_row
 from tatumdrum.jsonout import score_to_dict
 from tatumdrum.metrics import group_onsets, score_onsets
+from tatumdrum.tatums import BeatGrid
 from tatumdrum.midi import read_midi_onsets, write_midi
 from tatumdrum.model import CRNNConfig, TatumCRNN
 from tatumdrum.musicxml import write_musicxml
@@ -309,3 +310,58 @@ def test_png_picture_of_a_transcription(tmp_path):
                                 (np.asarray(im.convert("RGB"))[..., 1] < 80)))
     empty = DrumScore(score.beats, 4, np.zeros_like(score.onsets), SEVEN_CLASSES)
     assert red(image) > 50 and red(Image.open(write_score(empty, tmp_path / "empty.png"))) == 0
+
+
+def test_stems_train_a_separator_that_resumes(tmp_path, fake_gmd_v2):
+    """build-dataset --v2 --keep-audio writes the stems; train-separator learns from them and resumes."""
+    import json
+    import shutil
+
+    from tatumdrum.data.build import BuildOptions, build_split
+    from tatumdrum.separation import DrumSeparator
+    from tatumdrum.separator_training import SeparatorConfig, stem_pairs, train_separator
+
+    options = BuildOptions(instruments=tuple(i.abbrev for i in SEVEN_CLASSES), v2=True, record_like=True)
+    build_split(fake_gmd_v2, "train", tmp_path / "audio", max_seconds=6.0, workers=1, seed=5, keep_audio=True,
+                options=options)
+    shutil.copytree(tmp_path / "audio" / "train", tmp_path / "audio" / "validation")
+    pairs = stem_pairs(tmp_path / "audio" / "train")
+    assert len(pairs) == 1
+    drums, sr = sf.read(str(pairs[0][0]))
+    band, _ = sf.read(str(pairs[0][1]))
+    assert sr == 44100 and len(drums) == len(band) and np.abs(drums).max() > 0.01 and np.abs(band).max() > 0.01
+    cfg = SeparatorConfig(data=str(tmp_path / "audio"), out=str(tmp_path / "sep"), hidden_size=16, epochs=1,
+                          steps_per_epoch=2, batch_size=2, seq_seconds=2.0)
+    state = train_separator(cfg)
+    assert len(state["history"]) == 1 and np.isfinite(state["history"][0]["valid_sdr"])
+    conf = json.loads((tmp_path / "sep" / "separator.json").read_text())
+    assert conf["nb_channels"] == 1 and conf["nfft"] == 4096
+    assert json.loads((tmp_path / "sep" / "drums.json").read_text())["args"]["hidden_size"] == 16
+    cfg.epochs = 2
+    assert len(train_separator(cfg)["history"]) == 2  # resumed from drums.chkpnt: one more epoch
+    est = DrumSeparator.load(weights=tmp_path / "sep").separate(drums.astype(np.float32), sr)
+    assert est.shape == (1, len(drums)) and np.all(np.isfinite(est))
+
+
+def test_negative_crops_have_empty_scores_and_no_attacks():
+    from tatumdrum.dataset import Piece, make_batch, steady_sound
+    from tatumdrum.features import log_mel
+
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        x = steady_sound(3 * 44100, rng)
+        assert x.dtype == np.float32 and np.all(np.isfinite(x))
+        # Steady: the level of what is above the bass (first difference) never jumps; a stroke rises by
+        # tens of dB within 20 ms.
+        hf = np.diff(x.astype(np.float64))
+        rms = np.sqrt(np.mean(hf[: len(hf) // 441 * 441].reshape(-1, 441) ** 2, axis=1))
+        assert np.max(20 * np.log10(rms[2:] / rms[:-2])) < 6.0
+    score = np.zeros((7, 64), np.uint8)
+    score[0, ::4] = 1
+    grid = BeatGrid(np.arange(17) * 0.5, np.arange(17) % 4 + 1)
+    mel = np.full((900, 80), 0.5, np.float16)
+    piece = Piece("p", {"drums": mel, "mix": mel, "band": mel}, np.arange(64) * 0.125, score,
+                  np.full(64, 16), np.arange(0, 64, 16), {}, grid, 4, SEVEN_CLASSES, score * 100)
+    batch = make_batch([piece], 8, 32, rng, ("drums", "mix", "remix"), negatives=1.0)
+    assert batch.targets.sum() == 0 and batch.velocities.sum() == 0
+    assert make_batch([piece], 8, 32, rng, ("drums", "mix", "remix"), negatives=0.0).targets.sum() > 0
