@@ -5,9 +5,10 @@
     python bench/pipeline.py --markdown bench/RESULTS.md
 
 The song is generated here (a composed groove with fills, rendered with a random kit plus a generated
-accompaniment), so the benchmark needs no data set. The separation stage uses the real umxl weights
-when they are cached; offline, it builds an Open-Unmix model with umxl's exact layer sizes and random
-weights (same cost, meaningless output) and says so in the table.
+accompaniment), so the benchmark needs no data set. The separation stage uses the bundled separator
+(models/separator). "whole pipeline" sums the stages run one after the other; "transcribe_audio
+(overlapped)" is the same work as `tatumdrum transcribe` does it, the spectrogram and the CRNN's
+encoder running beside the beat tracker.
 Real-time factor = processing seconds / audio seconds (lower is faster; 0.05 = 20x faster than real time).
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tatumdrum.beats import BeatTracker  # noqa: E402
 from tatumdrum.features import MEL, load_audio, log_mel  # noqa: E402
-from tatumdrum.inference import tatum_probabilities  # noqa: E402
+from tatumdrum.inference import Transcriber, tatum_probabilities  # noqa: E402
 from tatumdrum.score import DrumScore  # noqa: E402
 from tatumdrum.weights import load_model  # noqa: E402
 from tatumdrum.writers import write_score  # noqa: E402
@@ -82,16 +83,9 @@ def make_song(path: Path, minutes: float) -> float:
 
 
 def load_separator():
-    from openunmix import model as umx_model
+    from tatumdrum.separation import DrumSeparator
 
-    from tatumdrum.separation import DrumSeparator, SeparationUnavailable
-
-    try:
-        return DrumSeparator.load("umxl", download_timeout=5.0), "umxl (real weights)"
-    except SeparationUnavailable:
-        target = umx_model.OpenUnmix(nb_bins=4096 // 2 + 1, nb_channels=2, hidden_size=1024, max_bin=1487)
-        sep = umx_model.Separator({"drums": target}, niter=0, n_fft=4096, n_hop=1024, sample_rate=44100.0)
-        return DrumSeparator(sep, "random umxl-sized model"), "umxl layer sizes, random weights (offline)"
+    return DrumSeparator.load("bundled"), "bundled separator (models/separator)"
 
 
 def peak_rss_gib() -> float:
@@ -133,12 +127,15 @@ def run(minutes: float, separation: bool, models: list[Path | None] | None = Non
             score = DrumScore(grid, 4, phi >= model.threshold, model.instruments, probabilities=phi)
     timed("writing (mid+musicxml+json)",
           lambda: [write_score(score, work / f"out.{ext}") for ext in ("mid", "musicxml", "json")])
+    # As `transcribe` runs it: the spectrogram and encoder beside the beat tracker (inference.py).
+    transcriber = Transcriber(loaded[0][1], separator=separator, beat_tracker=tracker)
+    timed("transcribe_audio (overlapped)", lambda: transcriber.transcribe_audio(audio))
     return times, duration, peak_rss_gib(), sep_note
 
 
 def table(times: list[tuple[str, float]], duration: float, peak: float, note: str, minutes: float) -> str:
     crnn = [(n, t) for n, t in times if n.startswith("CRNN")]
-    shared = sum(t for n, t in times if not n.startswith("CRNN"))
+    shared = sum(t for n, t in times if not n.startswith("CRNN") and not n.startswith("transcribe_audio"))
     wholes = [(f"whole pipeline{n[4:]}", shared + t) for n, t in crnn]
     lines = [f"Song: {minutes:g} min generated audio; peak memory {peak:.2f} GiB" + (f"; separation: {note}" if note else ""),
              "", "| stage | seconds | real-time factor | x faster than real time |", "|---|---|---|---|"]
