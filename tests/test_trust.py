@@ -110,6 +110,25 @@ def test_bad_audio_gets_one_line_and_no_file(tmp_path):
                                    str(nan))
 
 
+def test_noise_and_tones_get_an_error_not_invented_notes(tmp_path):
+    """Non-musical input: white noise, swelling pink noise, a held chord of sines, a sweep."""
+    rng = np.random.default_rng(1)
+    t = np.arange(12 * SR) / SR
+    pink = np.fft.irfft(np.fft.rfft(rng.standard_normal(len(t))) / np.sqrt(np.arange(len(t) // 2 + 1) + 1.0))
+    sounds = {
+        "white": 0.3 * rng.standard_normal(len(t)),
+        "pink": 0.5 * pink / np.abs(pink).max() * (1 + 0.5 * np.sin(2 * np.pi * 0.5 * t)),
+        "chord": 0.2 * sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)),
+        "sweep": 0.5 * np.sin(2 * np.pi * np.cumsum(np.geomspace(50, 15000, len(t))) / SR),
+    }
+    for name, audio in sounds.items():
+        path = tmp_path / f"{name}.wav"
+        sf.write(path, audio.astype(np.float32), SR)
+        out = tmp_path / f"{name}.mid"
+        line = one_error_line(run("transcribe", str(path), "-o", str(out)), str(path))
+        assert "no steady beat" in line and not out.exists()
+
+
 def test_a_cut_off_wav_is_transcribed_with_a_warning(tmp_path, short_clip):
     data = short_clip.read_bytes()
     cut = tmp_path / "cut.wav"
