@@ -233,7 +233,7 @@ def train_separator(cfg: SeparatorConfig, progress: ProgressFn | None = None, re
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss)
+            total += float(loss.detach())
             if progress:
                 progress("step", step + 1, cfg.steps_per_epoch, {"epoch": epoch + 1, "loss": total / (step + 1)})
         score = validate(net, valid, device) if valid else -total
