@@ -405,6 +405,49 @@ def train_separator_cmd(
     console.print(f"best validation SDR {state['best_sdr']:.2f} dB; separator written to {out}")
 
 
+@app.command("tune-thresholds")
+def tune_thresholds(
+    model_path: Path = typer.Argument(..., help="The model file to tune."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where the model with per-drum thresholds is written."),
+    valid: Optional[Path] = typer.Option(None, "--valid", help="Rendered validation pieces (build-dataset's validation/)."),
+    recordings: Optional[Path] = typer.Option(None, "--recordings", help="Annotated recordings (MDB Drums layout), "
+                                              "transcribed with their annotated beats."),
+    max_pieces: int = typer.Option(124, "--max-pieces", min=1, help="Rendered pieces used (first renders)."),
+) -> None:
+    """Choose each drum's onset threshold on validation data: the best mean F over the given sets."""
+    from .thresholds import DELTAS, recorded_items, rendered_items, tune
+    from .weights import ModelFileError, load_model
+
+    if out.resolve() == model_path.resolve():
+        fail(f"--out {out}: write the tuned model to a new file")
+    try:
+        model = load_model(model_path)
+    except (ModelFileError, FileNotFoundError) as exc:
+        fail(str(exc))
+    sets = {}
+    if valid is not None:
+        if not any(valid.glob("*.npz")):
+            fail(f"--valid {valid}: no build-dataset pieces (.npz) here")
+        sets["rendered"] = lambda: rendered_items(model, valid, max_pieces)
+    if recordings is not None:
+        if not recordings.is_dir():
+            fail(f"--recordings {recordings}: not a folder")
+        sets["recordings"] = lambda: recorded_items(model, recordings)
+    if not sets:
+        fail("give --valid, --recordings or both")
+    with console.status("scoring thresholds on the validation data"):
+        thresholds, chosen, sweeps = tune(model, sets)
+    for group, (delta, f) in chosen.items():
+        per_set = ", ".join(f"{name} {100 * s[delta][group].f_measure:.1f}" for name, s in sweeps.items()
+                            if group in s[delta])
+        console.print(f"{group}: delta {delta:.2f} (mean F {100 * f:.1f}: {per_set})", highlight=False)
+    model.class_thresholds = thresholds
+    model.info = {**model.info, "class_thresholds_from": sorted(sets), "deltas_tried": list(DELTAS)}
+    model.save(out)
+    console.print(f"thresholds {dict(zip((i.abbrev for i in model.instruments), thresholds))} written to {out}",
+                  highlight=False)
+
+
 @app.command()
 def evaluate(
     annotations: Path = typer.Argument(..., help="MDB-style track folders, or rendered pieces with --keep-audio audio."),

@@ -138,11 +138,15 @@ class Transcriber:
         slack = 0.5 / MEL.fps
         outside = (score.tatum_times < -slack) | (score.tatum_times >= len(audio) / MEL.sample_rate)
         phi[:, outside] = 0.0
-        threshold = self.model.threshold if self.threshold is None else self.threshold
-        meta = {"model": self.model.info.get("name", "custom"), "threshold": float(threshold),
+        deltas = self.model.thresholds() if self.threshold is None else np.full(len(phi), self.threshold, np.float32)
+        threshold: float | dict[str, float] = float(deltas[0])
+        if np.any(deltas != deltas[0]):
+            threshold = {inst.abbrev: round(float(d), 4) for inst, d in zip(self.model.instruments, deltas)}
+        meta = {"model": self.model.info.get("name", "custom"), "threshold": threshold,
                 "separation": None if self.separator is None else getattr(self.separator, "source", "open-unmix"),
                 "duration": round(len(audio) / MEL.sample_rate, 6), "beats": "given" if given else "tracked"}
-        score = DrumScore(beats, self.tatums_per_beat, phi >= threshold, self.model.instruments, phi, velocity, meta)
+        score = DrumScore(beats, self.tatums_per_beat, phi >= deltas[:, None], self.model.instruments, phi, velocity,
+                          meta)
         score = choose_bars(score, self.metrical_model, self.meter, self.correct_bars and not given,
                             self.downbeat_shift)
         return score, drums

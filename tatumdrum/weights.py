@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .instruments import DrumInstrument, instruments_from_abbrevs
@@ -26,6 +27,15 @@ class TrainedModel:
     instruments: tuple[DrumInstrument, ...]
     threshold: float
     info: dict = field(default_factory=dict)
+    # One delta per instrument, chosen on validation data (`tatumdrum tune-thresholds`); None: `threshold`
+    # for every instrument (v1 and the first v2 files).
+    class_thresholds: tuple[float, ...] | None = None
+
+    def thresholds(self) -> np.ndarray:
+        """delta per instrument, (K,)."""
+        if self.class_thresholds is not None:
+            return np.asarray(self.class_thresholds, dtype=np.float32)
+        return np.full(len(self.instruments), self.threshold, dtype=np.float32)
 
     def save(self, path: Path) -> None:
         path = Path(path)
@@ -33,7 +43,9 @@ class TrainedModel:
         tmp = path.with_suffix(path.suffix + ".tmp")
         torch.save({"format": "tatumdrum-model-1", "kind": self.kind, "config": self.net.cfg.to_dict(),
                     "state_dict": self.net.state_dict(), "instruments": [i.abbrev for i in self.instruments],
-                    "threshold": self.threshold, "info": self.info}, tmp)
+                    "threshold": self.threshold, "info": self.info,
+                    "class_thresholds": None if self.class_thresholds is None else list(self.class_thresholds)},
+                   tmp)
         tmp.replace(path)
 
 
@@ -64,4 +76,8 @@ def load_model(path: Path | None = None) -> TrainedModel:
     net.load_state_dict(blob["state_dict"])
     net.eval()
     instruments = instruments_from_abbrevs(blob["instruments"])
-    return TrainedModel(net, blob["kind"], instruments, float(blob["threshold"]), blob.get("info", {}))
+    per_class = blob.get("class_thresholds")
+    if per_class is not None and len(per_class) != len(instruments):
+        raise ModelFileError(f"{path}: {len(per_class)} class thresholds for {len(instruments)} instruments")
+    return TrainedModel(net, blob["kind"], instruments, float(blob["threshold"]), blob.get("info", {}),
+                        None if per_class is None else tuple(float(t) for t in per_class))

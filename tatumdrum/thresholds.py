@@ -1,0 +1,101 @@
+"""Choosing the onset threshold delta of each drum on validation data (`tatumdrum tune-thresholds`).
+
+A model's phi is computed once per validation item (rendered pieces, drums-only and mix, and real
+recordings with their annotated beats); each scoring group (BD, SD, HH, TT, CY) then gets the delta
+with the best mean F over the validation sets, and every class of the group takes it (open and closed
+hi-hat share the HH delta, crash and ride the CY one). Sets count equally, so a handful of real
+recordings weighs as much as a hundred renders.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .instruments import DrumInstrument
+from .metrics import OnsetCounts, score_onsets
+from .weights import TrainedModel
+
+DELTAS = tuple(float(round(d, 2)) for d in np.arange(0.15, 0.851, 0.05))
+GROUPS = ("BD", "SD", "HH", "TT", "CY")
+
+
+@dataclass
+class Item:
+    """One validation example: phi (K, M) on its tatums, and the reference onsets per class or group."""
+
+    phi: np.ndarray
+    tatum_times: np.ndarray
+    reference: dict[str, np.ndarray]
+
+
+def rendered_items(model: TrainedModel, folder: Path, max_pieces: int | None = None,
+                   sources: tuple[str, ...] = ("drums", "mix")) -> Iterable[Item]:
+    """Items from `build-dataset` pieces (their spectrograms and their own tatum grid, i.e. given beats)."""
+    from .dataset import load_piece
+    from .inference import tatum_outputs
+
+    files = sorted(Path(folder).glob("*.npz"))
+    # First renders only: a second render of the same performance adds little that is new.
+    firsts = [f for f in files if "__r" not in f.stem] or files
+    for path in firsts[:max_pieces]:
+        piece = load_piece(path)
+        for source in sources:
+            phi, _ = tatum_outputs(model, piece.mels[source].astype(np.float32), piece.tatum_times)
+            yield Item(phi, piece.tatum_times, piece.onset_times)
+
+
+def recorded_items(model: TrainedModel, root: Path) -> Iterable[Item]:
+    """Items from annotated recordings (MDB Drums layout), transcribed with their annotated beats."""
+    from .evaluation import find_tracks
+    from .features import load_audio
+    from .inference import Transcriber
+
+    transcriber = Transcriber(model, correct_bars=False)
+    for track in find_tracks(Path(root)):
+        for path in track.audio.values():
+            score, _ = transcriber.transcribe_audio(load_audio(path), track.beats)
+            yield Item(score.probabilities, score.tatum_times, track.reference)
+
+
+def sweep(items: Iterable[Item], instruments: tuple[DrumInstrument, ...], deltas: tuple[float, ...] = DELTAS
+          ) -> dict[float, dict[str, OnsetCounts]]:
+    """Onset counts per delta and scoring group, summed over the items."""
+    totals: dict[float, dict[str, OnsetCounts]] = {d: {} for d in deltas}
+    for item in items:
+        for d in deltas:
+            est = {inst.abbrev: item.tatum_times[item.phi[k] >= d] for k, inst in enumerate(instruments)}
+            for group, counts in score_onsets(item.reference, est).items():
+                totals[d][group] = totals[d].get(group, OnsetCounts()) + counts
+    return totals
+
+
+def choose(sweeps: list[dict[float, dict[str, OnsetCounts]]]) -> dict[str, tuple[float, float]]:
+    """Per group: the delta with the best mean F over the sets, and that mean F. Sets without a
+    reference stroke of a group do not vote on it; a group none of them has keeps no choice."""
+    chosen = {}
+    for group in GROUPS:
+        voting = [s for s in sweeps if any(c.get(group, OnsetCounts()).reference for c in s.values())]
+        if not voting:
+            continue
+        deltas = sorted(voting[0])
+        means = [np.mean([s[d].get(group, OnsetCounts()).f_measure for s in voting]) for d in deltas]
+        best = int(np.argmax(means))
+        chosen[group] = (deltas[best], float(means[best]))
+    return chosen
+
+
+def class_thresholds(instruments: tuple[DrumInstrument, ...], chosen: dict[str, tuple[float, float]],
+                     default: float) -> tuple[float, ...]:
+    """delta per class: its group's choice, else `default`."""
+    return tuple(float(chosen[i.group][0]) if i.group in chosen else float(default) for i in instruments)
+
+
+def tune(model: TrainedModel, sets: dict[str, Callable[[], Iterable[Item]]], deltas: tuple[float, ...] = DELTAS
+         ) -> tuple[tuple[float, ...], dict[str, tuple[float, float]], dict[str, dict[float, dict[str, OnsetCounts]]]]:
+    """Sweep every named validation set, choose per group; returns class thresholds, choices and sweeps."""
+    sweeps = {name: sweep(make(), model.instruments, deltas) for name, make in sets.items()}
+    chosen = choose(list(sweeps.values()))
+    return class_thresholds(model.instruments, chosen, model.threshold), chosen, sweeps
