@@ -96,7 +96,7 @@ def transcribe(
     formats: str = typer.Option("mid", "--format", "-f", help="Formats for folder output: mid, musicxml, json, png (comma-separated)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file; default: the bundled model."),
     tatums_per_beat: int = typer.Option(4, "--tatums-per-beat", min=1, max=12, help="Tatums per beat (4 = 16th notes)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Onset threshold delta (default: the model's, 0.2)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="One onset threshold delta for every drum (default: the model's own, per drum)."),
     separation: Separation = typer.Option(Separation.none, "--separation",
                                           help="none (default): transcribe the mixture, which the bundled model "
                                           "does best; auto: separate the drums first with the best separator "
