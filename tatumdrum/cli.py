@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 from rich.console import Console
@@ -86,6 +86,26 @@ def _load_separator(mode: Separation, model: Optional[str], weights: Optional[Pa
             fail(str(exc))
         console.print(f"[yellow]warning:[/] {exc} — transcribing the mixture without separation.", highlight=False)
         return None
+
+
+def _train_with_progress(run: Callable[[Callable], dict], step_status: Callable[[dict], str],
+                         epoch_summary: Callable[[dict], str]) -> dict:
+    """Run a trainer that reports ("step" | "epoch", done, total, info): a progress bar over each epoch's
+    steps and one printed line per epoch. Data errors end with one line."""
+    with _progress() as progress:
+        task = progress.add_task("training", total=None, status="")
+
+        def report(event: str, done: int, total: int, info: dict) -> None:
+            if event == "step":
+                progress.update(task, description=f"epoch {info['epoch']}", completed=done, total=total,
+                                status=step_status(info))
+            else:
+                progress.console.print(f"epoch {done}/{total}: {epoch_summary(info)}", highlight=False)
+
+        try:
+            return run(report)
+        except (FileNotFoundError, ValueError) as exc:
+            fail(str(exc))
 
 
 @app.command()
@@ -339,21 +359,10 @@ def train(
                       channels=tuple(int(c) for c in channels.split(",")), gru_hidden=gru_hidden,
                       velocity_weight=velocity_weight, gru_layers=gru_layers, lr_decay=lr_decay,
                       negatives=negatives)
-    with _progress() as progress:
-        task = progress.add_task("training", total=None, status="")
-
-        def report(event: str, done: int, total: int, info: dict) -> None:
-            if event == "step":
-                progress.update(task, description=f"epoch {info['epoch']}", completed=done, total=total,
-                                status=f"L_tran {info['loss']:.4f}  L_lang {info['lang']:.4f}")
-            else:
-                progress.console.print(f"epoch {done}/{total}: validation F {info['valid_f']:.3f} "
-                                       f"(best {info['best_f']:.3f})")
-
-        try:
-            state = run_training(cfg, report, resume=not fresh)
-        except (FileNotFoundError, ValueError) as exc:
-            fail(str(exc))
+    state = _train_with_progress(
+        lambda report: run_training(cfg, report, resume=not fresh),
+        lambda info: f"L_tran {info['loss']:.4f}  L_lang {info['lang']:.4f}",
+        lambda info: f"validation F {info['valid_f']:.3f} (best {info['best_f']:.3f})")
     console.print(f"best validation F {state['best_f']:.3f}; model written to {out}")
 
 
@@ -387,21 +396,10 @@ def train_separator_cmd(
     cfg = SeparatorConfig(data=str(data), out=str(out), hidden_size=hidden_size, epochs=epochs,
                           steps_per_epoch=steps_per_epoch, batch_size=batch_size, seq_seconds=seq_seconds, lr=lr,
                           seed=seed, device=device, max_minutes=max_minutes)
-    with _progress() as progress:
-        task = progress.add_task("training", total=None, status="")
-
-        def report(event: str, done: int, total: int, info: dict) -> None:
-            if event == "step":
-                progress.update(task, description=f"epoch {info['epoch']}", completed=done, total=total,
-                                status=f"loss {info['loss']:.4f}")
-            else:
-                progress.console.print(f"epoch {done}/{total}: validation SDR {info['valid_sdr']:.2f} dB "
-                                       f"(best {info['best_sdr']:.2f})")
-
-        try:
-            state = train_separator(cfg, report, resume=not fresh)
-        except (FileNotFoundError, ValueError) as exc:
-            fail(str(exc))
+    state = _train_with_progress(
+        lambda report: train_separator(cfg, report, resume=not fresh),
+        lambda info: f"loss {info['loss']:.4f}",
+        lambda info: f"validation SDR {info['valid_sdr']:.2f} dB (best {info['best_sdr']:.2f})")
     console.print(f"best validation SDR {state['best_sdr']:.2f} dB; separator written to {out}")
 
 

@@ -123,6 +123,21 @@ class SynthTrack:
     bends: list[tuple[float, int]] = field(default_factory=list)
 
 
+def track_events(tracks: list[SynthTrack], sample_rate: int) -> list[tuple[int, int, int, int, int, int]]:
+    """Every track's note-ons (kind 1), note-offs (0) and pitch bends (2), track index = channel, as
+    (sample, order, kind, channel, a, b) in time order; note-offs sort before note-ons at the same
+    sample so that a repeated note is released before it is struck again."""
+    events = []
+    for ch, tr in enumerate(tracks):
+        for start, end, pitch, vel in tr.notes:
+            events.append((int(round(start * sample_rate)), 1, 1, ch, int(pitch), int(np.clip(vel, 1, 127))))
+            if end is not None:
+                events.append((int(round(end * sample_rate)), 0, 0, ch, int(pitch), 0))
+        for t, value in tr.bends:
+            events.append((int(round(t * sample_rate)), 0, 2, ch, int(np.clip(8192 + value, 0, 16383)), 0))
+    return sorted(events)
+
+
 class FluidSynth:
     """A libfluidsynth synthesizer that keeps its soundfonts loaded across renders."""
 
@@ -169,9 +184,6 @@ class FluidSynth:
             raise ValueError(f"at most {self.MAX_CHANNELS} tracks")
         lib, synth, sr = self.lib, self.synth, self.sample_rate
         self._scrub()
-        # (sample, order, kind, channel, a, b): note-offs sort before note-ons at the same sample so a
-        # repeated note is released before it is struck again.
-        events: list[tuple[int, int, int, int, int, int]] = []
         for ch, tr in enumerate(tracks):
             sfid = self.load(tr.soundfont)
             lib.fluid_synth_set_channel_type(synth, ch, 1 if tr.is_drum else 0)
@@ -182,13 +194,7 @@ class FluidSynth:
             lib.fluid_synth_cc(synth, ch, 93, 0)
             lib.fluid_synth_pitch_wheel_sens(synth, ch, 2)
             lib.fluid_synth_pitch_bend(synth, ch, int(np.clip(8192 + tr.bend, 0, 16383)))
-            for start, end, pitch, vel in tr.notes:
-                events.append((int(round(start * sr)), 1, 1, ch, int(pitch), int(np.clip(vel, 1, 127))))
-                if end is not None:
-                    events.append((int(round(end * sr)), 0, 0, ch, int(pitch), 0))
-            for t, value in tr.bends:
-                events.append((int(round(t * sr)), 0, 2, ch, int(np.clip(8192 + value, 0, 16383)), 0))
-        events.sort()
+        events = track_events(tracks, sr)
         self._flush()
         left = np.zeros(n_samples, dtype=np.float32)
         right = np.zeros(n_samples, dtype=np.float32)

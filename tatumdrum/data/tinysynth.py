@@ -57,19 +57,14 @@ class TinySynth:
             raise ValueError(f"at most {self.MAX_CHANNELS} tracks")
         synth, sr = self.synth, self.sample_rate
         self._silence()
-        events: list[tuple[int, int, int, int, int, int]] = []
+        from .synth import track_events
+
         for ch, tr in enumerate(tracks):
             self._select(ch, self.load(tr.soundfont), tr)
             synth.control_change(ch, 7, int(np.clip(tr.volume, 0, 127)))
             synth.pitchbend_range(ch, 2)
             synth.pitchbend(ch, int(np.clip(8192 + tr.bend, 0, 16383)))
-            for start, end, pitch, vel in tr.notes:
-                events.append((int(round(start * sr)), 1, 1, ch, int(pitch), int(np.clip(vel, 1, 127))))
-                if end is not None:
-                    events.append((int(round(end * sr)), 0, 0, ch, int(pitch), 0))
-            for t, value in tr.bends:
-                events.append((int(round(t * sr)), 0, 2, ch, int(np.clip(8192 + value, 0, 16383)), 0))
-        events.sort()
+        events = track_events(tracks, sr)
         out = np.zeros((n_samples, 2), dtype=np.float32)
         pos = 0
 
