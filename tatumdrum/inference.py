@@ -139,7 +139,7 @@ class Transcriber:
         outside = (score.tatum_times < -slack) | (score.tatum_times >= len(audio) / MEL.sample_rate)
         phi[:, outside] = 0.0
         deltas = self.model.thresholds() if self.threshold is None else np.full(len(phi), self.threshold, np.float32)
-        threshold: float | dict[str, float] = float(deltas[0])
+        threshold: float | dict[str, float] = round(float(deltas[0]), 4)
         if np.any(deltas != deltas[0]):
             threshold = {inst.abbrev: round(float(d), 4) for inst, d in zip(self.model.instruments, deltas)}
         meta = {"model": self.model.info.get("name", "custom"), "threshold": threshold,
