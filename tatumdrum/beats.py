@@ -87,28 +87,28 @@ class BeatTracker:
         """madmom's beat and downbeat activations, (frames, 2), 100 per second."""
         return self._select(self._networks(beat_features(np.asarray(audio, dtype=np.float32), sample_rate)))
 
-    def _track(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        activations = self.activations(audio, sample_rate)
-        if not has_pulse(activations):
-            return np.zeros((0, 2))
-        return self._decoder(activations)
+    def _decode(self, activations: np.ndarray) -> np.ndarray:
+        """(time, position in bar) of each beat that the DBN decodes from `activations`."""
+        return self._decoder(activations) if has_pulse(activations) else np.zeros((0, 2))
 
-    def _track_in_chunks(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        """Beats of a long song from overlapping windows, joined in the middle of each overlap.
+    def _decode_in_chunks(self, activations: np.ndarray) -> np.ndarray:
+        """Beats of a long song from overlapping windows of its activations, joined in each overlap's middle.
 
-        The DBN's Viterbi pointers grow with frames x tempo states (about 3 GiB for ten minutes),
-        so long songs are tracked in windows. Each window's bar positions are renumbered to agree
-        with the previous window on a beat both found, so bars run on across the joins.
+        The DBN's Viterbi pointers grow with frames x tempo states (about 3 GiB for ten minutes with
+        madmom's 60 tempi), so long songs are decoded in windows. The networks run once over the whole
+        song: they need no such bound, and a window's edge then costs them no context. Each window's
+        bar positions are renumbered to agree with the previous window on a beat both found, so bars
+        run on across the joins.
         """
-        chunk, overlap = int(self.chunk_seconds * sample_rate), int(self.overlap_seconds * sample_rate)
+        chunk, overlap = int(self.chunk_seconds * BEAT_FPS), int(self.overlap_seconds * BEAT_FPS)
         merged = np.zeros((0, 2))
-        for start in range(0, len(audio) - overlap, chunk - overlap):
-            beats = self._track(audio[start:start + chunk], sample_rate)
+        for start in range(0, len(activations) - overlap, chunk - overlap):
+            beats = self._decode(activations[start:start + chunk])
             if len(beats) == 0:
                 continue
-            beats = beats + np.array([start / sample_rate, 0.0])
+            beats = beats + np.array([start / BEAT_FPS, 0.0])
             if len(merged):
-                cut = (start + overlap / 2) / sample_rate
+                cut = (start + overlap / 2) / BEAT_FPS
                 meter = int(beats[:, 1].max())
                 shared = [(p, q) for p, q in zip(*np.nonzero(np.abs(merged[:, None, 0] - beats[None, :, 0]) < 0.07))]
                 if shared:
@@ -122,10 +122,11 @@ class BeatTracker:
 
     def __call__(self, audio: np.ndarray, sample_rate: int = MEL.sample_rate) -> BeatGrid:
         """Track `audio` (mono float32) and extend the grid to cover the whole signal."""
-        if len(audio) > self.chunk_seconds * sample_rate:
-            beats = self._track_in_chunks(audio, sample_rate)
+        activations = self.activations(audio, sample_rate)
+        if len(activations) > self.chunk_seconds * BEAT_FPS:
+            beats = self._decode_in_chunks(activations) if has_pulse(activations) else np.zeros((0, 2))
         else:
-            beats = self._track(audio, sample_rate)
+            beats = self._decode(activations)
         if len(beats) < 2:
             raise BeatTrackingError("no steady beat was found in the audio (too short, silent, arrhythmic, "
                                     "or not music: noise or a held tone)")
