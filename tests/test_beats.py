@@ -24,11 +24,11 @@ def test_tracks_the_example_at_100_bpm_in_four(tracker):
 
 
 def test_chunked_tracking_agrees_with_one_pass(tracker):
-    audio = np.tile(load_audio(CLIP), 3)  # 65 s
-    whole = tracker._track(audio, 44100)
+    activations = tracker.activations(np.tile(load_audio(CLIP), 3))  # 65 s
+    whole = tracker._decode(activations)
     tracker.chunk_seconds, tracker.overlap_seconds = 25.0, 8.0
     try:
-        chunked = tracker._track_in_chunks(audio, 44100)
+        chunked = tracker._decode_in_chunks(activations)
     finally:
         tracker.chunk_seconds, tracker.overlap_seconds = 120.0, 20.0
     distance = np.abs(whole[:, None, 0] - chunked[None, :, 0])
