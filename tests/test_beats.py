@@ -30,7 +30,7 @@ def test_chunked_tracking_agrees_with_one_pass(tracker):
     try:
         chunked = tracker._decode_in_chunks(activations)
     finally:
-        tracker.chunk_seconds, tracker.overlap_seconds = 120.0, 20.0
+        tracker.chunk_seconds, tracker.overlap_seconds = 240.0, 20.0
     distance = np.abs(whole[:, None, 0] - chunked[None, :, 0])
     nearest = distance.argmin(axis=1)
     assert np.mean(distance.min(axis=1) < 0.03) > 0.95
