@@ -70,7 +70,9 @@ def test_json_has_onsets_and_probabilities(outputs):
     assert np.asarray(data["probabilities"]).shape[0] == len(data["instruments"]) == 7
     # The versioned schema carries where the score came from and its bars.
     assert (data["schema"], data["version"]) == ("tatumdrum-score", 2)
-    assert data["source"] == str(CLIP) and data["model"] == "bundled crnn.pt" and data["threshold"] == 0.4
+    assert data["source"] == str(CLIP) and data["model"] == "bundled crnn.pt"
+    # The bundled model's deltas, one per drum (models/CARD.md).
+    assert data["threshold"] == {"BD": 0.35, "SD": 0.4, "HH": 0.4, "OH": 0.4, "TT": 0.75, "CR": 0.3, "RD": 0.3}
     assert data["separation"] is None and abs(data["duration"] - 21.8) < 0.01 and data["beat_source"] == "tracked"
     assert abs(data["tempo_bpm"] - 100) < 1 and sum(b["beats"] for b in data["bars"]) == len(data["beats"]["times"])
     # The bundled model predicts how hard each stroke is: the groove's ghost note (velocity 45) is
