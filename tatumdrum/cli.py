@@ -452,6 +452,9 @@ def evaluate(
     models: Optional[list[Path]] = typer.Option(None, "--model", "-m",
                                                 help="Model file(s); repeat to compare (Table II). Default: the bundled model."),
     sources: str = typer.Option("drums,mix", "--sources", help="Which audio to transcribe: drums, mix."),
+    separation: Separation = typer.Option(Separation.none, "--separation",
+                                          help="Separate the drums before transcribing, as `transcribe` does."),
+    separator_model: Optional[str] = typer.Option(None, "--separator", help="bundled, umxl or umxhq."),
     beats: str = typer.Option("estimated,given", "--beats", help="Beat conditions: estimated (madmom), given."),
     threshold: Optional[float] = typer.Option(None, "--threshold"),
     max_tracks: Optional[int] = typer.Option(None, "--max-tracks", help="Evaluate only the first N tracks."),
@@ -490,7 +493,8 @@ def evaluate(
 
         for path in model_paths:
             try:
-                transcriber = Transcriber.load(path, threshold=threshold, beat_tracker=tracker)
+                transcriber = Transcriber.load(path, threshold=threshold, beat_tracker=tracker,
+                                               separator=_load_separator(separation, separator_model, None))
             except ModelFileError as exc:
                 fail(str(exc))
             name = path.stem if path else "bundled"
@@ -554,6 +558,41 @@ def separator_download(
     except SeparationUnavailable as exc:
         fail(str(exc))
     console.print(f"Open-Unmix {model} drum weights are at {path}")
+
+
+@separator_app.command("score")
+def separator_score(
+    annotations: Path = typer.Argument(..., help="MDB-style track folders (a mix and its true drums stem)."),
+    model: str = typer.Option("bundled", "--separator", help="bundled, umxl or umxhq."),
+    weights: Optional[Path] = typer.Option(None, "--separator-weights", help="Local Open-Unmix weights."),
+) -> None:
+    """SDR and SI-SDR of the separated drums against each track's true drum stem, the mixture as baseline."""
+    import numpy as np
+
+    from .evaluation import find_tracks
+    from .features import AudioError, load_audio
+    from .separation import DrumSeparator, SeparationUnavailable
+    from .separator_training import sdr, si_sdr
+
+    try:
+        tracks = [t for t in find_tracks(annotations) if {"drums", "mix"} <= set(t.audio)]
+        separator = DrumSeparator.load(model, weights=weights)
+    except (FileNotFoundError, SeparationUnavailable) as exc:
+        fail(str(exc))
+    if not tracks:
+        fail(f"{annotations}: no track with both a mix and a drums stem")
+    rows = []
+    print("| track | SDR mixture | SDR separated | SI-SDR mixture | SI-SDR separated |\n|---|---|---|---|---|")
+    for track in tracks:
+        try:
+            mix, drums = load_audio(track.audio["mix"]), load_audio(track.audio["drums"])
+        except AudioError as exc:
+            fail(str(exc))
+        n = min(len(mix), len(drums))
+        est = separator.separate(mix[:n], 44100)[0]
+        rows.append((sdr(drums[:n], mix[:n]), sdr(drums[:n], est), si_sdr(drums[:n], mix[:n]), si_sdr(drums[:n], est)))
+        print(f"| {track.name} | " + " | ".join(f"{v:.2f}" for v in rows[-1]) + " |")
+    print("| mean | " + " | ".join(f"{v:.2f}" for v in np.mean(rows, axis=0)) + " |")
 
 
 def main() -> None:
