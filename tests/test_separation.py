@@ -292,3 +292,31 @@ def test_auto_separation_offline_uses_the_bundled_separator_without_a_word(tmp_p
         assert "warning" not in result.output.lower() and "download" not in result.output.lower()
         assert json.loads(out.read_text())["separation"] == expected
     assert not (tmp_path / "empty-cache").exists() or not any((tmp_path / "empty-cache").rglob("*.pth"))
+
+
+def test_separator_score_and_evaluate_with_separation(tmp_path):
+    """The CLI measures the bundled separator on MDB-style folders: SDR against the true stem, and F."""
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from tatumdrum.cli import app
+
+    drums, band = _drums_and_band()
+    track = tmp_path / "mdb" / "Groove"
+    track.mkdir(parents=True)
+    sf.write(track / "drums.wav", drums, RATE)
+    sf.write(track / "rawsum.wav", drums + band, RATE)
+    beats = 0.25 + 0.5 * np.arange(16)
+    (track / "beats.tsv").write_text("".join(f"{t:.3f}\t{i % 4 + 1}\n" for i, t in enumerate(beats)))
+    (track / "onsets.tsv").write_text("".join(f"{t:.3f}\t{'KD' if i % 2 == 0 else 'SD'}\n" for i, t in enumerate(beats)))
+    runner = CliRunner()
+    result = runner.invoke(app, ["separator", "score", str(tmp_path / "mdb")])
+    assert result.exit_code == 0, result.output
+    mean = [line for line in result.output.splitlines() if line.startswith("| mean")][0]
+    sdr_mix, sdr_sep = (float(v) for v in mean.split("|")[2:4])
+    assert sdr_sep > sdr_mix + 3.0
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "mdb"), "--sources", "mix", "--beats", "given",
+                                 "--separation", "auto"])
+    assert result.exit_code == 0, result.output
+    row = [line for line in result.output.splitlines() if line.startswith("| mix | given")][0]
+    assert float(row.split("|")[4].split()[0]) > 80.0  # BD F on the separated drums
