@@ -1,6 +1,7 @@
 """Beat and downbeat tracking with madmom (section IV-A: tatums come from estimated beats)."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -31,17 +32,13 @@ def beat_features(audio: np.ndarray, sample_rate: int = MEL.sample_rate) -> np.n
     Equal to madmom's own chain (framing, STFT, filterbank, log, difference) within float32
     rounding, at a fifth of its cost: madmom transforms frame by frame in a Python loop.
     """
-    from madmom.audio.filters import LogarithmicFilterbank
     from madmom.audio.spectrogram import _diff_frames
 
     hop = sample_rate / BEAT_FPS
     n_frames = int(np.ceil(len(audio) / hop))
     blocks = []
     for frame_size, bands in zip(BEAT_FRAME_SIZES, BEAT_BANDS_PER_OCTAVE):
-        bins = np.fft.fftfreq(frame_size, 1.0 / sample_rate)[: frame_size // 2]
-        bank = np.asarray(LogarithmicFilterbank(bins, num_bands=bands, fmin=30, fmax=17000, norm_filters=True,
-                                                unique_filters=True), dtype=np.float32)
-        window = np.hanning(frame_size).astype(np.float32)
+        bank, window = _beat_filterbank(frame_size, bands, sample_rate)
         spec = np.empty((n_frames, bank.shape[1]), dtype=np.float32)
         for start, mag in framed_magnitudes(audio, frame_size, int(hop), window, n_frames):
             spec[start:start + len(mag)] = mag[:, : frame_size // 2] @ bank
@@ -55,6 +52,17 @@ def beat_features(audio: np.ndarray, sample_rate: int = MEL.sample_rate) -> np.n
 
 class BeatTrackingError(RuntimeError):
     """The tracker found too few beats to build a tatum grid (silence, or no pulse)."""
+
+
+@functools.lru_cache(maxsize=None)
+def _beat_filterbank(frame_size: int, bands: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """madmom's logarithmic filterbank (bins x bands) and the Hann window of one frame size, made once."""
+    from madmom.audio.filters import LogarithmicFilterbank
+
+    bins = np.fft.fftfreq(frame_size, 1.0 / sample_rate)[: frame_size // 2]
+    bank = np.asarray(LogarithmicFilterbank(bins, num_bands=bands, fmin=30, fmax=17000, norm_filters=True,
+                                            unique_filters=True), dtype=np.float32)
+    return bank, np.hanning(frame_size).astype(np.float32)
 
 
 def has_pulse(activations: np.ndarray) -> bool:
@@ -96,8 +104,8 @@ class BeatTracker:
 
         The DBN's Viterbi pointers grow with frames x tempo states (about 3 GiB for ten minutes with
         madmom's 60 tempi; 0.7 GiB for a 240-s window with NUM_TEMPI), so long songs are decoded in
-        windows. The networks run once over the whole
-        song: they need no such bound, and a window's edge then costs them no context. Each window's
+        windows. The networks run once over the whole song: they need no such bound, and a window's
+        edge then costs them no context. Each window's
         bar positions are renumbered to agree with the previous window on a beat both found, so bars
         run on across the joins.
         """

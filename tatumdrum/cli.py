@@ -51,11 +51,12 @@ def _progress(quiet: bool = False) -> Progress:
                     console=console, transient=True, disable=quiet)
 
 
-def _choose_separator(mode: Separation, model: Optional[str]) -> Optional[str]:
+def _choose_separator(mode: Separation, model: Optional[str], local: bool = False) -> Optional[str]:
     """Which separator a run uses: none, or "bundled", "umxl" or "umxhq".
 
     auto never downloads and never warns: official weights already in torch.hub's cache, else the
     bundled separator. required takes --separator (default bundled) and may download official weights.
+    `local`: --separator-weights are given, so nothing needs to be cached.
     """
     if mode == Separation.none:
         return None
@@ -65,20 +66,20 @@ def _choose_separator(mode: Separation, model: Optional[str]) -> Optional[str]:
         fail(f"--separator {model}: choose one of {', '.join(SEPARATORS)}")
     if mode == Separation.auto and model is None:
         return next((m for m in ("umxl", "umxhq") if cached(m)), BUNDLED)
+    if mode == Separation.auto and not local and not cached(model):
+        # An explicit --separator umxl with auto: use it only if it is here; say so once, never download.
+        console.print(f"[yellow]warning:[/] Open-Unmix '{model}' weights are not cached — using the bundled "
+                      "separator (`tatumdrum separator download` fetches them)", highlight=False)
+        return BUNDLED
     return model or BUNDLED
 
 
 def _load_separator(mode: Separation, model: Optional[str], weights: Optional[Path]):
     if mode == Separation.none:
         return None
-    from .separation import DrumSeparator, SeparationUnavailable, cached
+    from .separation import DrumSeparator, SeparationUnavailable
 
-    model = _choose_separator(mode, model)
-    if mode == Separation.auto and weights is None and not cached(model):
-        # An explicit --separator umxl with auto: use it only if it is here; say so once, never download.
-        console.print(f"[yellow]warning:[/] Open-Unmix '{model}' weights are not cached — using the bundled "
-                      "separator (`tatumdrum separator download` fetches them)", highlight=False)
-        model = "bundled"
+    model = _choose_separator(mode, model, local=weights is not None)
     try:
         return DrumSeparator.load(model, weights=weights)
     except SeparationUnavailable as exc:
