@@ -282,7 +282,7 @@ def build_dataset(
     keep_audio: bool = typer.Option(False, "--keep-audio", help="Also write the rendered audio (needed by evaluate)."),
     workers: int = typer.Option(2, "--workers", min=1),
     seed: int = typer.Option(0, "--seed"),
-    v2: bool = typer.Option(False, "--v2", help="Seven classes, velocities, separate drum and band stems, "
+    v2: bool = typer.Option(False, "--v2", help="Eight classes (side stick apart), velocities, separate drum and band stems, "
                             "varied playing and a record-like band (vocal, distorted guitar, mastering)."),
     renders: int = typer.Option(1, "--renders", min=1, help="Render each performance this many times."),
     kit_dir: list[Path] = typer.Option([], "--kit-dir", help="A recorded multi-mic kit folder (MuldjordKit layout); repeatable."),
@@ -290,14 +290,14 @@ def build_dataset(
 ) -> None:
     """Render GMD drum MIDI (plus a generated accompaniment) to training pieces with tatum targets."""
     from .data.build import BuildOptions, build_split
-    from .instruments import SEVEN_CLASSES, THREE_CLASSES
+    from .instruments import THREE_CLASSES, V2_CLASSES
 
     if not (gmd / "info.csv").is_file():
         fail(f"{gmd}: not the Groove MIDI Dataset (no info.csv)")
     for folder in [*kit_dir, *piano_dir]:
         if not folder.is_dir():
             fail(f"{folder}: no such folder")
-    options = BuildOptions(instruments=tuple(i.abbrev for i in (SEVEN_CLASSES if v2 else THREE_CLASSES)),
+    options = BuildOptions(instruments=tuple(i.abbrev for i in (V2_CLASSES if v2 else THREE_CLASSES)),
                            renders=renders, v2=v2, vary=v2, record_like=v2,
                            kit_dirs=tuple(str(d) for d in kit_dir), piano_dirs=tuple(str(d) for d in piano_dir))
     for split in [s.strip() for s in splits.split(",") if s.strip()]:
@@ -345,6 +345,8 @@ def train(
     negatives: float = typer.Option(0.0, "--negatives", min=0.0, max=1.0,
                                     help="Share of crops without drums (band alone, steady noise or tones) "
                                     "and with an empty score."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (same sizes); "
+                                        "a class it lacks starts as the class it folds into."),
 ) -> None:
     """Train a transcription model; resumes from <out>.ckpt if a run was interrupted."""
     import torch
@@ -359,7 +361,14 @@ def train(
                       batch_size=batch_size, crop_tatums=crop_tatums, crop_frames=crop_frames, lr=lr, seed=seed, max_valid=max_valid,
                       channels=tuple(int(c) for c in channels.split(",")), gru_hidden=gru_hidden,
                       velocity_weight=velocity_weight, gru_layers=gru_layers, lr_decay=lr_decay,
-                      negatives=negatives)
+                      negatives=negatives, init=str(init) if init else None)
+    if init is not None:
+        from .weights import ModelFileError, load_model
+
+        try:
+            load_model(init)
+        except ModelFileError as exc:
+            fail(f"--init: {exc}", 2)
     state = _train_with_progress(
         lambda report: run_training(cfg, report, resume=not fresh),
         lambda info: f"L_tran {info['loss']:.4f}  L_lang {info['lang']:.4f}",
@@ -521,10 +530,10 @@ def train_lm(
     resume: bool = typer.Option(False, "--resume", help="GRU: continue from <out>.ckpt."),
     seed: int = typer.Option(0, "--seed"),
     instruments: str = typer.Option("BD,SD,HH", "--instruments",
-                                    help="Drum classes (v2 models: BD,SD,HH,OH,TT,CR,RD)."),
+                                    help="Drum classes (v2 models: BD,SD,SS,HH,OH,TT,CR,RD)."),
 ) -> None:
     """Train a drum-score language model on drum MIDI; prints per-tatum perplexity (chance = 2)."""
-    from .instruments import instruments_from_abbrevs
+    from .instruments import ALL_INSTRUMENTS, instruments_from_abbrevs
     from .lm_training import main as lm_main
 
     if kind == LMKind.none or (gmd is None) == (midi_dir is None):
@@ -532,7 +541,8 @@ def train_lm(
     try:
         instruments_from_abbrevs([a.strip() for a in instruments.split(",") if a.strip()])
     except KeyError:
-        fail(f"--instruments: unknown class in {instruments!r} (known: BD, SD, HH, OH, TT, CR, RD)", 2)
+        fail(f"--instruments: unknown class in {instruments!r} "
+             f"(known: {', '.join(i.abbrev for i in ALL_INSTRUMENTS)})", 2)
     argv = ["--kind", kind.value, "--epochs", str(epochs), "--seed", str(seed), "--instruments", instruments]
     argv += ["--gmd", str(gmd)] if gmd else ["--midi-dir", str(midi_dir)]
     for flag, value in (("--valid-dir", valid_dir), ("--test-dir", test_dir), ("--out", out)):

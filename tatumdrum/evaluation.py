@@ -34,7 +34,8 @@ class Track:
 
 
 def read_onsets_tsv(path: Path) -> dict[str, np.ndarray]:
-    """Annotated onsets (time, class) folded to tatumdrum's scoring groups (BD, SD, HH, TT, CY); others are dropped."""
+    """Annotated onsets (time, class) folded to tatumdrum's scoring groups (BD, SD, HH, TT, CY); others
+    (MDB Drums' OT, side sticks among them) are dropped."""
     times: dict[str, list[float]] = {g: [] for g in dict.fromkeys(ANNOTATION_LABELS.values())}
     for line in Path(path).read_text().splitlines():
         parts = line.split()
@@ -67,15 +68,15 @@ def midi_annotated_tracks(folder: Path) -> Iterator[Track]:
     import pretty_midi
 
     from .data.gmd import drum_onsets, midi_beat_grid
-    from .instruments import SEVEN_CLASSES
+    from .instruments import ALL_INSTRUMENTS
 
     for audio in sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".wav", ".flac", ".ogg", ".mp3"}):
         midi = next((m for m in (audio.with_suffix(".mid"), audio.with_suffix(".midi")) if m.is_file()), None)
         if midi is None:
             continue
         pm = pretty_midi.PrettyMIDI(str(midi))
-        onsets = drum_onsets(pm, SEVEN_CLASSES)
-        yield Track(audio.stem, {"mix": audio}, {i.abbrev: t for i, t in zip(SEVEN_CLASSES, onsets)},
+        onsets = drum_onsets(pm, ALL_INSTRUMENTS)
+        yield Track(audio.stem, {"mix": audio}, {i.abbrev: t for i, t in zip(ALL_INSTRUMENTS, onsets)},
                     midi_beat_grid(pm))
 
 
@@ -131,7 +132,7 @@ def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, 
 def table_markdown(table: Table, title: str = "") -> str:
     """One row per (source, beats), F (P / R) in percent per group, summed over BD+SD+HH and over the kit."""
     present = {n for cell in table.values() for n in cell}
-    names = [n for n in ("all", "BD", "SD", "HH", "TT", "CY", "kit") if n in present]
+    names = [n for n in ("all", "BD", "SD", "SS", "HH", "TT", "CY", "kit") if n in present]
     lines = [f"**{title}**", ""] if title else []
     lines += ["| audio | beats | " + " | ".join(f"{n} F (P/R)" for n in names) + " |",
               "|---|---|" + "---|" * len(names)]
@@ -159,12 +160,12 @@ def read_transcription(path: Path) -> dict[str, np.ndarray]:
     """Onset times per instrument from a transcription tatumdrum wrote (.mid/.midi or .json)."""
     import json
 
-    from .instruments import SEVEN_CLASSES
+    from .instruments import ALL_INSTRUMENTS
     from .midi import read_midi_onsets
 
     if path.suffix.lower() == ".json":
         return {k: np.asarray(v, dtype=float) for k, v in json.loads(path.read_text())["onsets"].items()}
-    return read_midi_onsets(path, SEVEN_CLASSES)
+    return read_midi_onsets(path, ALL_INSTRUMENTS)
 
 
 def evaluate_transcriptions(folder: Path, tracks: list[Track]) -> dict[str, OnsetCounts]:

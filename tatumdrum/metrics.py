@@ -46,7 +46,7 @@ def match_onsets(reference: np.ndarray, estimated: np.ndarray, window: float = 0
 
 
 def group_onsets(onsets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Onsets per scoring group (BD, SD, HH, TT, CY) from onsets per class: open and closed hi-hat are
+    """Onsets per scoring group (BD, SD, SS, HH, TT, CY) from onsets per class: open and closed hi-hat are
     both HH, crash and ride both CY, as in MDB Drums' annotations. Keys that are groups stay as they are."""
     group_of = {inst.abbrev: inst.group for inst in ALL_INSTRUMENTS}
     merged: dict[str, list[np.ndarray]] = {}

@@ -1,7 +1,7 @@
 """Choosing the onset threshold delta of each drum on validation data (`tatumdrum tune-thresholds`).
 
 A model's phi is computed once per validation item (rendered pieces, drums-only and mix, and real
-recordings with their annotated beats); each scoring group (BD, SD, HH, TT, CY) then gets the delta
+recordings with their annotated beats); each scoring group (BD, SD, SS, HH, TT, CY) then gets the delta
 with the best mean F over the validation sets, and every class of the group takes it (open and closed
 hi-hat share the HH delta, crash and ride the CY one). Sets count equally, so a handful of real
 recordings weighs as much as a hundred renders.
@@ -14,12 +14,12 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .instruments import DrumInstrument
+from .instruments import ALL_INSTRUMENTS, DrumInstrument
 from .metrics import OnsetCounts, score_onsets
 from .weights import TrainedModel
 
 DELTAS = tuple(float(round(d, 2)) for d in np.arange(0.15, 0.851, 0.05))
-GROUPS = ("BD", "SD", "HH", "TT", "CY")
+GROUPS = tuple(dict.fromkeys(i.group for i in ALL_INSTRUMENTS))
 
 
 @dataclass

@@ -61,6 +61,8 @@ class TrainConfig:
     lr_floor: float = 0.05
     # Share of crops with no drums and an empty score (dataset.negative_crop); 0 in v1 and v2.0.
     negatives: float = 0.0
+    # A model file whose weights start a fresh run (fine-tuning, or adding a class); see `init_from`.
+    init: str | None = None
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -147,6 +149,33 @@ def _load_lm(cfg: TrainConfig, instruments: tuple[DrumInstrument, ...]):
     return lm
 
 
+def init_from(net: torch.nn.Module, source: TrainedModel, instruments: tuple[DrumInstrument, ...]) -> list[str]:
+    """Copy `source`'s weights into `net`, whose classes may differ: each output row is matched by class,
+    and a class the source lacks starts from the class it folds into (a side stick from the snare), so a
+    new class begins as a copy of the sound it used to be heard as. Returns the classes that started so."""
+    state = net.state_dict()
+    incoming = source.net.state_dict()
+    rows = {inst.abbrev: k for k, inst in enumerate(source.instruments)}
+    copied = []
+    for name, tensor in state.items():
+        if name not in incoming:
+            raise ValueError(f"{name}: the model to start from has no such weights")
+        if name.startswith(("fc.", "velocity_fc.")):
+            for k, inst in enumerate(instruments):
+                row = rows.get(inst.abbrev, rows.get(inst.folds_into or "", None))
+                if row is not None:
+                    tensor[k] = incoming[name][row]
+                    if inst.abbrev not in rows and inst.abbrev not in copied:
+                        copied.append(inst.abbrev)
+        elif incoming[name].shape != tensor.shape:
+            raise ValueError(f"{name}: shape {tuple(incoming[name].shape)} in the model to start from, "
+                             f"{tuple(tensor.shape)} here (give the same --channels, --gru-hidden, --gru-layers)")
+        else:
+            tensor.copy_(incoming[name])
+    net.load_state_dict(state)
+    return copied
+
+
 def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = True) -> dict:
     """Train, checkpointing to `<out>.ckpt` every epoch; export the best epoch to `cfg.out`."""
     cfg = cfg.resolved()
@@ -177,6 +206,10 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
         rng.bit_generator.state = ckpt["rng"]
         torch.set_rng_state(ckpt["torch_rng"])
         state = ckpt["state"]
+    elif cfg.init:
+        from .weights import load_model
+
+        init_from(net, load_model(Path(cfg.init)), instruments)
     if cfg.steps_per_epoch is None:
         unit = cfg.crop_tatums if cfg.kind == "tatum" else cfg.crop_frames
         lengths = [len(p.tatum_times) if cfg.kind == "tatum" else len(p.mels["drums"]) for p in train_pieces]

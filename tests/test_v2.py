@@ -14,7 +14,7 @@ import torch
 
 from tatumdrum.data.gmd import drum_hits, quantize_onsets
 from tatumdrum.data.multimic import load_multimic_kit, render_multimic
-from tatumdrum.data.playing import ghost_notes, open_hihats, ride_for_hihat, section_crashes
+from tatumdrum.data.playing import ghost_notes, open_hihats, ride_for_hihat, section_crashes, vary_playing
 from tatumdrum.data.sampled import load_sampled_instruments, parse_sample_name, render_sampled
 from tatumdrum.data.synth import GROUPS, multimic_kits, render_drums
 from tatumdrum.dataset import remix_mel
@@ -219,6 +219,15 @@ def test_playing_variations_edit_the_midi_that_becomes_targets():
     ride_for_hihat(pm)
     pitches = [n.pitch for n in pm.instruments[0].notes]
     assert 42 not in pitches and pitches.count(51) == 32
+    pm = _groove()
+    ride_for_hihat(pm, 49)  # riding the crash
+    pitches = [n.pitch for n in pm.instruments[0].notes]
+    assert 42 not in pitches and pitches.count(49) == 32 and 51 not in pitches
+    assert note_to_row(SEVEN_CLASSES)[49] == 5  # targets: crash, not hi-hat
+    drawn = set()
+    for seed in range(60):
+        drawn.update(vary_playing(_groove(), np.random.default_rng(seed)))
+    assert {"ride", "crash_ride", "open_hh", "crashes", "ghosts"} <= drawn
     pm = _groove()
     open_hihats(pm, np.random.default_rng(0))
     opened = [n.start for n in pm.instruments[0].notes if n.pitch == 46]

@@ -10,7 +10,7 @@ import multiprocessing as mp
 import time
 import traceback
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +25,7 @@ from . import effects
 from .accompaniment import random_accompaniment
 from .gmd import QuantizationStats, drum_hits, midi_beat_grid, quantize_onsets, read_info
 from .playing import vary_playing
-from .synth import SAMPLE_RATE, Kit, list_kits, multimic_kits, random_kit, render_drums
+from .synth import SAMPLE_RATE, Kit, kit_has_side_stick, list_kits, multimic_kits, random_kit, render_drums
 
 # What every piece holds; v2 builds (`BuildOptions.v2`) add mel_band, velocities and instruments.
 NPZ_KEYS = ("mel_drums", "mel_mix", "tatum_times", "beat_times", "beat_positions", "tatums_per_beat", "targets",
@@ -121,6 +121,22 @@ def crop_and_quantise(pm: pretty_midi.PrettyMIDI, max_seconds: float, tatums_per
                         instruments)
 
 
+def fold_class(crop: CroppedScore, source: str, into: str) -> CroppedScore:
+    """The crop with `source`'s strokes labelled as `into` (a kit that plays one as the other)."""
+    abbrevs = [i.abbrev for i in crop.instruments]
+    if source not in abbrevs or into not in abbrevs:
+        return crop
+    s, k = abbrevs.index(source), abbrevs.index(into)
+    targets, velocities, onsets = crop.targets.copy(), crop.velocities.copy(), list(crop.onsets)
+    targets[k] |= targets[s]
+    targets[s] = False
+    velocities[k] = np.maximum(velocities[k], velocities[s])
+    velocities[s] = 0.0
+    onsets[k] = np.sort(np.concatenate([np.asarray(onsets[k], float), np.asarray(onsets[s], float)]))
+    onsets[s] = np.zeros(0)
+    return replace(crop, targets=targets, velocities=velocities, onsets=onsets)
+
+
 def _first_beat_length(pm: pretty_midi.PrettyMIDI) -> float:
     _, tempi = pm.get_tempo_changes()
     return 60.0 / float(tempi[0]) if len(tempi) else 0.5
@@ -180,7 +196,7 @@ def render_example(crop: CroppedScore, rng: np.random.Generator, kits: tuple[Kit
     meta = {"kit": kit.name, "band_soundfont": band.soundfont, "band": band.arrangement.describe(),
             "drum_to_band_db": round(ratio_db, 2), "bleed_db": None if bleed_db is None else round(bleed_db, 2),
             "drum_effects": drum_chain.names, "band_effects": band_chain.names, "master_effects": master_chain.names,
-            "offset": round(offset, 4), "band_layers": band.layers}
+            "offset": round(offset, 4), "band_layers": band.layers, "side_stick": kit_has_side_stick(kit)}
     if stems is None:
         return Rendered(drums_out, mix, offset, meta)
     return Rendered(drums_out, mix, offset, meta, band=stems[1], clean_drums=stems[0])
@@ -230,6 +246,8 @@ def _build_one(task: tuple) -> dict:
         crop = crop_and_quantise(pm, max_seconds, tatums_per_beat, instruments_from_abbrevs(options.instruments))
         rendered = render_example(crop, rng, kits, options)
         rendered.meta["variations"] = variations
+        if not rendered.meta["side_stick"]:
+            crop = fold_class(crop, "SS", "SD")
         arrays = example_arrays(crop, rendered, tatums_per_beat)
         tmp = out_split / f".{stem}.tmp.npz"
         np.savez_compressed(tmp, **arrays)

@@ -1,7 +1,7 @@
 """Vary a drum performance the way drummers do before it is rendered (and before its targets are made).
 
-GMD's drummers play mostly closed hi-hat grooves. Real songs ride the ride cymbal in choruses,
-open the hi-hat on off-beats, crash on the first beat of a section, and scatter snare ghost notes.
+GMD's drummers play mostly closed hi-hat grooves. Real songs ride the ride cymbal in choruses (or,
+in punk and hard rock, the crash), open the hi-hat on off-beats, crash on the first beat of a section, and scatter snare ghost notes.
 Each change is drawn at random per render and edits the MIDI itself, so audio and targets agree.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ KICK = 36
 SNARE = 38
 
 # Probability of each variation per render.
-VARIATION_PROBABILITY = {"ride": 0.25, "open_hh": 0.3, "crashes": 0.4, "ghosts": 0.3}
+VARIATION_PROBABILITY = {"ride": 0.2, "crash_ride": 0.1, "open_hh": 0.3, "crashes": 0.4, "ghosts": 0.3}
 
 
 def _drum_tracks(pm: pretty_midi.PrettyMIDI) -> list[pretty_midi.Instrument]:
@@ -33,12 +33,12 @@ def _subdivision_index(times: np.ndarray, beats: np.ndarray, per_beat: int) -> n
     return np.round(frac * per_beat).astype(int) % per_beat
 
 
-def ride_for_hihat(pm: pretty_midi.PrettyMIDI) -> None:
-    """Play the closed hi-hat's part on the ride (the pedal hi-hat stays with the foot)."""
+def ride_for_hihat(pm: pretty_midi.PrettyMIDI, cymbal: int = RIDE) -> None:
+    """Play the closed hi-hat's part on the ride, or on a crash (the pedal hi-hat stays with the foot)."""
     for track in _drum_tracks(pm):
         for n in track.notes:
             if n.pitch in CLOSED_HH:
-                n.pitch = RIDE
+                n.pitch = cymbal
 
 
 def open_hihats(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> None:
@@ -108,9 +108,14 @@ def ghost_notes(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator, rate: floa
 def vary_playing(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> list[str]:
     """Apply a random subset of the variations in place; returns their names for the build's statistics."""
     applied = []
-    if rng.random() < VARIATION_PROBABILITY["ride"]:
+    draw = rng.random()
+    if draw < VARIATION_PROBABILITY["ride"]:
         ride_for_hihat(pm)
         applied.append("ride")
+    elif draw < VARIATION_PROBABILITY["ride"] + VARIATION_PROBABILITY["crash_ride"]:
+        # Riding the crash: a wash that real mixes have and a hi-hat-trained model calls an open hi-hat.
+        ride_for_hihat(pm, CRASHES[0])
+        applied.append("crash_ride")
     elif rng.random() < VARIATION_PROBABILITY["open_hh"]:
         open_hihats(pm, rng)
         applied.append("open_hh")

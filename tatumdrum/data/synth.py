@@ -345,6 +345,19 @@ def list_kits() -> tuple[Kit, ...]:
     return tuple(kits)
 
 
+def kit_has_side_stick(kit: Kit) -> bool:
+    """Whether `kit` sounds GM note 37 as a side stick rather than a snare standing in for it.
+
+    A recorded multi-mic kit has no cross-stick take; a soundfont or Hydrogen kit may lack one too.
+    Where it does, a side stick in the MIDI sounds as a snare and must be labelled as one.
+    """
+    if kit.kind == "soundfont":
+        return soundfont_note_map(kit).get(37) == 37
+    if kit.kind == "hydrogen":
+        return bool(hydrogen_kit(kit.path).roles.get("stick"))
+    return False
+
+
 def multimic_kits(folders: tuple[Path, ...] | list[Path]) -> tuple[Kit, ...]:
     """Recorded multi-mic kits in these folders (each a kit, or a folder of kits with Samples/ inside)."""
     kits = []
