@@ -126,6 +126,18 @@ def test_train_lm_on_a_midi_folder(tmp_path):
     assert load_language_model(out).kind == "skip_bigram"
     bad = run("train-lm", "--kind", "gru")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    unknown = run("train-lm", "--kind", "bigram", "--midi-dir", str(tmp_path / "train"), "--instruments", "BD,XX")
+    assert unknown.returncode == 2 and "SS" in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1
+
+
+def test_train_init_from_a_file_that_is_no_model(tmp_path):
+    (tmp_path / "train").mkdir()
+    not_a_model = tmp_path / "notes.txt"
+    not_a_model.write_text("hello")
+    result = run("train", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--init", str(not_a_model))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: --init: {not_a_model}: not a readable model file")
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.pt").exists()
 
 
 @pytest.mark.skipif(__import__("shutil").which("mscore3") is None, reason="MuseScore 3 is not installed")

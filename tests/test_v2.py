@@ -288,6 +288,14 @@ def test_v2_build_and_training_with_velocity(tmp_path, fake_gmd_v2):
     model = load_model(tmp_path / "m.pt")
     assert model.instruments == SEVEN_CLASSES and model.net.velocity_fc is not None
     assert tuple(model.info["train_config"]["sources"]) == ("drums", "mix", "remix")
+    # --init: a fresh run starts from that model's weights (a step at a vanishing rate leaves them so).
+    cfg = TrainConfig(data=str(tmp_path), out=str(tmp_path / "m2.pt"), epochs=1, steps_per_epoch=1, batch_size=2,
+                      crop_tatums=16, max_valid=2, lr=1e-12, init=str(tmp_path / "m.pt"))
+    train(cfg)
+    started = load_model(tmp_path / "m2.pt").net.state_dict()
+    for name, tensor in model.net.state_dict().items():
+        if tensor.dtype.is_floating_point and "running" not in name:
+            assert torch.allclose(started[name], tensor, atol=1e-6), name
 
 
 @pytest.fixture(scope="module")
