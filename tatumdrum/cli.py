@@ -345,6 +345,9 @@ def train(
     negatives: float = typer.Option(0.0, "--negatives", min=0.0, max=1.0,
                                     help="Share of crops without drums (band alone, steady noise or tones) "
                                     "and with an empty score."),
+    balance: float = typer.Option(0.0, "--balance", min=0.0, max=1.0,
+                                  help="Share of crops drawn class first (a class, then a crop holding one of its "
+                                  "strokes), so rare classes are heard often."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (same sizes); "
                                         "a class it lacks starts as the class it folds into."),
 ) -> None:
@@ -361,7 +364,7 @@ def train(
                       batch_size=batch_size, crop_tatums=crop_tatums, crop_frames=crop_frames, lr=lr, seed=seed, max_valid=max_valid,
                       channels=tuple(int(c) for c in channels.split(",")), gru_hidden=gru_hidden,
                       velocity_weight=velocity_weight, gru_layers=gru_layers, lr_decay=lr_decay,
-                      negatives=negatives, init=str(init) if init else None)
+                      negatives=negatives, init=str(init) if init else None, balance=balance)
     if init is not None:
         from .weights import ModelFileError, load_model
 

@@ -116,14 +116,19 @@ def source_mel(piece: Piece, source: str, f0: int, f1: int, rng: np.random.Gener
     return remix_mel(drums, band, rng, float(rng.uniform(*REMIX_DRUM_DB)), 0.0)
 
 
-def crop(piece: Piece, source: str, n_tatums: int, rng: np.random.Generator, fps: float = MEL.fps
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """A crop of `n_tatums` tatums starting on a bar line, with the frames it pools over.
+def crop(piece: Piece, source: str, n_tatums: int, rng: np.random.Generator, fps: float = MEL.fps,
+         holding: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """A crop of `n_tatums` tatums starting on a bar line, with the frames it pools over; with
+    `holding`, one of the crops that hold a stroke of that class (row), where the piece has one.
 
     Starting on a bar keeps the bar-level context the language model conditions on.
     """
     m_total = len(piece.tatum_times)
     starts = piece.bar_starts[piece.bar_starts + n_tatums <= m_total]
+    if holding is not None:
+        strokes = np.cumsum(np.concatenate([[0], piece.targets[holding].astype(int)]))
+        with_stroke = starts[strokes[np.minimum(starts + n_tatums, m_total)] > strokes[starts]]
+        starts = with_stroke if len(with_stroke) else starts
     m0 = int(rng.choice(starts)) if len(starts) else 0
     m1 = min(m0 + n_tatums, m_total)
     n_frames = len(piece.mels["drums"])
@@ -169,20 +174,35 @@ def negative_crop(piece: Piece, n_tatums: int, rng: np.random.Generator
     return mel, spans, np.zeros_like(targets), bar_lengths, None if velocities is None else np.zeros_like(velocities)
 
 
+def pieces_by_class(pieces: list[Piece]) -> list[np.ndarray]:
+    """For each class (row), the indices of the pieces with at least one of its strokes."""
+    k = len(pieces[0].targets) if pieces else 0
+    return [np.array([i for i, p in enumerate(pieces) if p.targets[row].any()], dtype=int) for row in range(k)]
+
+
 def make_batch(pieces: list[Piece], batch_size: int, n_tatums: int, rng: np.random.Generator,
-               sources: tuple[str, ...] = SOURCES, negatives: float = 0.0) -> Batch:
+               sources: tuple[str, ...] = SOURCES, negatives: float = 0.0, balance: float = 0.0,
+               by_class: list[np.ndarray] | None = None) -> Batch:
     """Random pieces, each from a random source (the paper trains on mixtures and drums alike);
-    a share `negatives` of the crops has no drums and an empty score."""
+    a share `negatives` of the crops has no drums and an empty score, and a share `balance` is drawn
+    class first: a class at random, then a piece and a crop holding one of its strokes, so that rare
+    classes (side stick, toms, crash) are heard as often as common ones (`by_class`: `pieces_by_class`)."""
     items = []
+    if balance and by_class is None:
+        by_class = pieces_by_class(pieces)
+    heard = [row for row, held in enumerate(by_class or []) if len(held)]
     while len(items) < batch_size:
-        piece = pieces[int(rng.integers(len(pieces)))]
+        piece, holding = pieces[int(rng.integers(len(pieces)))], None
+        if heard and balance and rng.random() < balance:
+            holding = heard[int(rng.integers(len(heard)))]
+            piece = pieces[int(rng.choice(by_class[holding]))]
         if len(piece.tatum_times) < n_tatums:
             continue
         if negatives and rng.random() < negatives:
             items.append(negative_crop(piece, n_tatums, rng))
             continue
         usable = [s for s in sources if s in piece.mels or (s == "remix" and "band" in piece.mels)]
-        items.append(crop(piece, str(rng.choice(usable)), n_tatums, rng))
+        items.append(crop(piece, str(rng.choice(usable)), n_tatums, rng, holding=holding))
     t_max = max(len(i[0]) for i in items)
     mel = np.zeros((batch_size, t_max, items[0][0].shape[1]), dtype=np.float32)
     for b, item in enumerate(items):

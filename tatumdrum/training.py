@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .dataset import SOURCES, V2_SOURCES, Piece, load_pieces, make_batch
+from .dataset import SOURCES, V2_SOURCES, Piece, load_pieces, make_batch, pieces_by_class
 from .features import MEL
 from .instruments import DrumInstrument
 from .losses import frame_loss, language_loss, total_loss, transcription_loss, velocity_loss
@@ -63,6 +63,8 @@ class TrainConfig:
     negatives: float = 0.0
     # A model file whose weights start a fresh run (fine-tuning, or adding a class); see `init_from`.
     init: str | None = None
+    # Share of crops drawn class first (dataset.make_batch), for rare classes; 0 before v2.1.
+    balance: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -215,6 +217,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
         lengths = [len(p.tatum_times) if cfg.kind == "tatum" else len(p.mels["drums"]) for p in train_pieces]
         cfg.steps_per_epoch = max(1, int(sum(lengths) / (cfg.batch_size * unit)))
     gen = torch.Generator().manual_seed(cfg.seed + state["epoch"])
+    by_class = pieces_by_class(train_pieces) if cfg.balance else None
     net.train()
     for epoch in range(state["epoch"], cfg.epochs):
         t0 = time.time()
@@ -224,7 +227,8 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
         for step in range(cfg.steps_per_epoch):
             l_vel = None
             if cfg.kind == "tatum":
-                batch = make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources, cfg.negatives)
+                batch = make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources, cfg.negatives,
+                                   cfg.balance, by_class)
                 logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
                 l_tran = transcription_loss(logits, batch.targets, cfg.gamma)
                 l_lang = (language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen)
