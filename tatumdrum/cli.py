@@ -348,6 +348,8 @@ def train(
     balance: float = typer.Option(0.0, "--balance", min=0.0, max=1.0,
                                   help="Share of crops drawn class first (a class, then a crop holding one of its "
                                   "strokes), so rare classes are heard often."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Train on these classes (e.g. "
+                                          "BD,SD,HH,OH,TT,CR,RD); the data's others fold into them."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (same sizes); "
                                         "a class it lacks starts as the class it folds into."),
 ) -> None:
@@ -364,7 +366,15 @@ def train(
                       batch_size=batch_size, crop_tatums=crop_tatums, crop_frames=crop_frames, lr=lr, seed=seed, max_valid=max_valid,
                       channels=tuple(int(c) for c in channels.split(",")), gru_hidden=gru_hidden,
                       velocity_weight=velocity_weight, gru_layers=gru_layers, lr_decay=lr_decay,
-                      negatives=negatives, init=str(init) if init else None, balance=balance)
+                      negatives=negatives, init=str(init) if init else None, balance=balance,
+                      classes=tuple(c.strip() for c in classes.split(",") if c.strip()) if classes else None)
+    if cfg.classes:
+        from .instruments import ALL_INSTRUMENTS, instruments_from_abbrevs
+
+        try:
+            instruments_from_abbrevs(list(cfg.classes))
+        except KeyError:
+            fail(f"--classes: unknown class in {classes!r} (known: {', '.join(i.abbrev for i in ALL_INSTRUMENTS)})", 2)
     if init is not None:
         from .weights import ModelFileError, load_model
 

@@ -1,7 +1,7 @@
 """Training pieces built by `tatumdrum build-dataset`, and the random bar-aligned crops fed to the CRNN."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,28 @@ def load_piece(path: Path) -> Piece:
         return Piece(path.stem, mels, z["tatum_times"].astype(float), targets, score.bar_tatum_lengths(),
                      bar_starts, onsets, grid, tpb, instruments,
                      z["velocities"] if "velocities" in z.files else None)
+
+
+def with_classes(piece: Piece, instruments: tuple[DrumInstrument, ...]) -> Piece:
+    """The piece with its strokes on `instruments`: a class they lack goes to the class it folds into
+    (a side stick becomes a snare for a seven-class model), or is dropped."""
+    if piece.instruments == instruments:
+        return piece
+    present = {inst.abbrev: k for k, inst in enumerate(instruments)}
+    targets = np.zeros((len(instruments), piece.targets.shape[1]), np.uint8)
+    velocities = None if piece.velocities is None else np.zeros(targets.shape, piece.velocities.dtype)
+    onsets: dict[str, list[np.ndarray]] = {}
+    for k, inst in enumerate(piece.instruments):
+        name = inst.abbrev if inst.abbrev in present else inst.folds_into
+        if name not in present:
+            continue
+        j = present[name]
+        targets[j] |= piece.targets[k]
+        if velocities is not None:
+            velocities[j] = np.maximum(velocities[j], piece.velocities[k])
+        onsets.setdefault(name, []).append(piece.onset_times.get(inst.abbrev, np.zeros(0)))
+    return replace(piece, targets=targets, velocities=velocities, instruments=instruments,
+                   onset_times={name: np.sort(np.concatenate(parts)) for name, parts in onsets.items()})
 
 
 def load_pieces(folder: Path) -> list[Piece]:

@@ -14,9 +14,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .dataset import SOURCES, V2_SOURCES, Piece, load_pieces, make_batch, pieces_by_class
+from .dataset import SOURCES, V2_SOURCES, Piece, load_pieces, make_batch, pieces_by_class, with_classes
 from .features import MEL
-from .instruments import DrumInstrument
+from .instruments import DrumInstrument, instruments_from_abbrevs
 from .losses import frame_loss, language_loss, total_loss, transcription_loss, velocity_loss
 from .metrics import OnsetCounts, score_onsets
 from .model import CRNNConfig, FrameCRNN, TatumCRNN
@@ -65,6 +65,8 @@ class TrainConfig:
     init: str | None = None
     # Share of crops drawn class first (dataset.make_batch), for rare classes; 0 before v2.1.
     balance: float = 0.0
+    # Train on these classes (abbreviations), folding the data's others into them; None: the data's own.
+    classes: tuple[str, ...] | None = None
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -188,6 +190,10 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
     instruments = train_pieces[0].instruments
     if any(p.instruments != instruments for p in train_pieces + valid_pieces):
         raise ValueError(f"{data}: pieces with different drum classes; build train and validation alike")
+    if cfg.classes:
+        instruments = instruments_from_abbrevs(list(cfg.classes))
+        train_pieces = [with_classes(p, instruments) for p in train_pieces]
+        valid_pieces = [with_classes(p, instruments) for p in valid_pieces]
     if cfg.sources is None:
         cfg.sources = V2_SOURCES if all("band" in p.mels for p in train_pieces) else SOURCES
     with_velocity = cfg.velocity_weight > 0 and all(p.velocities is not None for p in train_pieces)

@@ -146,3 +146,26 @@ def test_a_new_class_starts_from_the_class_it_folds_into():
     assert torch.allclose(p8[0, ROW["SS"]], p7[0, 1]) and torch.allclose(p8[0, ROW["HH"]], p7[0, 2])
     with pytest.raises(ValueError, match="--channels"):
         init_from(TatumCRNN(CRNNConfig(n_instruments=8, channels=(8, 16), velocity=True)), seven, EIGHT_CLASSES)
+
+
+def test_training_pieces_fold_to_the_classes_asked_for():
+    from tatumdrum.dataset import Piece, with_classes
+
+    grid = BeatGrid(np.arange(9) * 0.5, np.arange(9) % 4 + 1)
+    targets = np.zeros((8, 32), np.uint8)
+    targets[ROW["SD"], [4, 12]] = 1
+    targets[ROW["SS"], [6, 12]] = 1  # one cross-stick on its own, one on a snare's tatum
+    targets[ROW["OH"], 2] = 1
+    velocities = targets * 90
+    velocities[ROW["SS"], 12] = 120
+    onsets = {"SD": np.array([0.5, 1.5]), "SS": np.array([0.75, 1.5]), "OH": np.array([0.25])}
+    mel = np.zeros((500, 80), np.float16)
+    piece = Piece("p", {"drums": mel, "mix": mel}, np.arange(32) * 0.125, targets, np.full(32, 16),
+                  np.arange(0, 32, 16), onsets, grid, 4, EIGHT_CLASSES, velocities)
+    seven = with_classes(piece, SEVEN_CLASSES)
+    assert seven.instruments == SEVEN_CLASSES and seven.targets.shape == (7, 32)
+    assert np.flatnonzero(seven.targets[1]).tolist() == [4, 6, 12] and seven.velocities[1, 12] == 120
+    assert seven.onset_times["SD"].tolist() == [0.5, 0.75, 1.5, 1.5] and seven.targets[3, 2] == 1
+    three = with_classes(piece, THREE_CLASSES)  # the open hi-hat folds into the hi-hat
+    assert np.flatnonzero(three.targets[2]).tolist() == [2] and three.targets.sum() == 4
+    assert with_classes(piece, EIGHT_CLASSES) is piece
