@@ -45,6 +45,18 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _class_list(option: str, text: str) -> tuple[str, ...]:
+    """Drum classes from a comma-separated option, or one error line naming the option and the known classes."""
+    from .instruments import ALL_INSTRUMENTS, instruments_from_abbrevs
+
+    abbrevs = tuple(a.strip() for a in text.split(",") if a.strip())
+    try:
+        instruments_from_abbrevs(abbrevs)
+    except KeyError:
+        fail(f"{option}: unknown class in {text!r} (known: {', '.join(i.abbrev for i in ALL_INSTRUMENTS)})", 2)
+    return abbrevs
+
+
 def _progress(quiet: bool = False) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -282,8 +294,9 @@ def build_dataset(
     keep_audio: bool = typer.Option(False, "--keep-audio", help="Also write the rendered audio (needed by evaluate)."),
     workers: int = typer.Option(2, "--workers", min=1),
     seed: int = typer.Option(0, "--seed"),
-    v2: bool = typer.Option(False, "--v2", help="Eight classes (side stick apart), velocities, separate drum and band stems, "
-                            "varied playing and a record-like band (vocal, distorted guitar, mastering)."),
+    v2: bool = typer.Option(False, "--v2", help="Eight classes (side stick apart), velocities, separate drum "
+                            "and band stems, varied playing and a record-like band (vocal, distorted guitar, "
+                            "mastering)."),
     renders: int = typer.Option(1, "--renders", min=1, help="Render each performance this many times."),
     kit_dir: list[Path] = typer.Option([], "--kit-dir", help="A recorded multi-mic kit folder (MuldjordKit layout); repeatable."),
     piano_dir: list[Path] = typer.Option([], "--piano-dir", help="A folder of sampled piano notes; repeatable."),
@@ -367,14 +380,7 @@ def train(
                       channels=tuple(int(c) for c in channels.split(",")), gru_hidden=gru_hidden,
                       velocity_weight=velocity_weight, gru_layers=gru_layers, lr_decay=lr_decay,
                       negatives=negatives, init=str(init) if init else None, balance=balance,
-                      classes=tuple(c.strip() for c in classes.split(",") if c.strip()) if classes else None)
-    if cfg.classes:
-        from .instruments import ALL_INSTRUMENTS, instruments_from_abbrevs
-
-        try:
-            instruments_from_abbrevs(list(cfg.classes))
-        except KeyError:
-            fail(f"--classes: unknown class in {classes!r} (known: {', '.join(i.abbrev for i in ALL_INSTRUMENTS)})", 2)
+                      classes=_class_list("--classes", classes) if classes else None)
     if init is not None:
         from .weights import ModelFileError, load_model
 
@@ -546,16 +552,11 @@ def train_lm(
                                     help="Drum classes (v2 models: BD,SD,SS,HH,OH,TT,CR,RD)."),
 ) -> None:
     """Train a drum-score language model on drum MIDI; prints per-tatum perplexity (chance = 2)."""
-    from .instruments import ALL_INSTRUMENTS, instruments_from_abbrevs
     from .lm_training import main as lm_main
 
     if kind == LMKind.none or (gmd is None) == (midi_dir is None):
         fail("give --kind bigram or gru, and exactly one of --gmd or --midi-dir", 2)
-    try:
-        instruments_from_abbrevs([a.strip() for a in instruments.split(",") if a.strip()])
-    except KeyError:
-        fail(f"--instruments: unknown class in {instruments!r} "
-             f"(known: {', '.join(i.abbrev for i in ALL_INSTRUMENTS)})", 2)
+    _class_list("--instruments", instruments)
     argv = ["--kind", kind.value, "--epochs", str(epochs), "--seed", str(seed), "--instruments", instruments]
     argv += ["--gmd", str(gmd)] if gmd else ["--midi-dir", str(midi_dir)]
     for flag, value in (("--valid-dir", valid_dir), ("--test-dir", test_dir), ("--out", out)):

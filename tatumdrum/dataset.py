@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from .features import MEL
-from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument, instruments_from_abbrevs
-from .score import DrumScore
+from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument, fold_row, instruments_from_abbrevs
+from .score import DrumScore, merge_rows
 from .tatums import BeatGrid, tatum_frame_spans
 
 SOURCES = ("drums", "mix")
@@ -68,20 +68,14 @@ def with_classes(piece: Piece, instruments: tuple[DrumInstrument, ...]) -> Piece
     (a side stick becomes a snare for a seven-class model), or is dropped."""
     if piece.instruments == instruments:
         return piece
-    present = {inst.abbrev: k for k, inst in enumerate(instruments)}
-    targets = np.zeros((len(instruments), piece.targets.shape[1]), np.uint8)
-    velocities = None if piece.velocities is None else np.zeros(targets.shape, piece.velocities.dtype)
+    rows = [fold_row(inst, instruments) for inst in piece.instruments]
     onsets: dict[str, list[np.ndarray]] = {}
-    for k, inst in enumerate(piece.instruments):
-        name = inst.abbrev if inst.abbrev in present else inst.folds_into
-        if name not in present:
-            continue
-        j = present[name]
-        targets[j] |= piece.targets[k]
-        if velocities is not None:
-            velocities[j] = np.maximum(velocities[j], piece.velocities[k])
-        onsets.setdefault(name, []).append(piece.onset_times.get(inst.abbrev, np.zeros(0)))
-    return replace(piece, targets=targets, velocities=velocities, instruments=instruments,
+    for inst, row in zip(piece.instruments, rows):
+        if row is not None:
+            onsets.setdefault(instruments[row].abbrev, []).append(piece.onset_times.get(inst.abbrev, np.zeros(0)))
+    velocities = None if piece.velocities is None else merge_rows(piece.velocities, rows, len(instruments))
+    return replace(piece, targets=merge_rows(piece.targets, rows, len(instruments)), velocities=velocities,
+                   instruments=instruments,
                    onset_times={name: np.sort(np.concatenate(parts)) for name, parts in onsets.items()})
 
 

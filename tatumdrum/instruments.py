@@ -72,17 +72,23 @@ def instruments_from_abbrevs(abbrevs: list[str] | tuple[str, ...]) -> tuple[Drum
     return tuple(ALL_INSTRUMENTS[by_abbrev(a)] for a in abbrevs)
 
 
+def fold_row(inst: DrumInstrument, instruments: tuple[DrumInstrument, ...]) -> int | None:
+    """Row of `inst` among `instruments`: its own, else that of the class it folds into, else None."""
+    for abbrev in (inst.abbrev, inst.folds_into):
+        for k, other in enumerate(instruments):
+            if other.abbrev == abbrev:
+                return k
+    return None
+
+
 def note_to_row(instruments: tuple[DrumInstrument, ...] = DEFAULT_INSTRUMENTS) -> dict[int, int]:
     """Map each MIDI note that folds into an instrument to that instrument's row.
 
     Notes of a class missing from `instruments` go to its `folds_into` class when that is present.
     """
-    present = {inst.abbrev: k for k, inst in enumerate(instruments)}
     table: dict[int, int] = {}
     for inst in ALL_INSTRUMENTS:
-        row = present.get(inst.abbrev)
-        if row is None and inst.folds_into is not None:
-            row = present.get(inst.folds_into)
+        row = fold_row(inst, instruments)
         if row is None:
             continue
         for note in inst.source_notes:

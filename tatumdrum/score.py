@@ -9,6 +9,16 @@ from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument
 from .tatums import BeatGrid, interpolate_tatums
 
 
+def merge_rows(matrix: np.ndarray, rows: list[int | None], n_rows: int) -> np.ndarray:
+    """`matrix` (targets, velocities) with source row k moved to row `rows[k]` (None: dropped); rows that
+    meet keep the larger value, so a tatum struck in either is struck, at the louder velocity."""
+    out = np.zeros((n_rows, *matrix.shape[1:]), matrix.dtype)
+    for k, row in enumerate(rows):
+        if row is not None:
+            out[row] = np.maximum(out[row], matrix[k])
+    return out
+
+
 @dataclass
 class DrumScore:
     """Onsets of K drums at M tatums, the beats those tatums split, and the bar structure.

@@ -16,7 +16,7 @@ import torch
 
 from .dataset import SOURCES, V2_SOURCES, Piece, load_pieces, make_batch, pieces_by_class, with_classes
 from .features import MEL
-from .instruments import DrumInstrument, instruments_from_abbrevs
+from .instruments import DrumInstrument, fold_row, instruments_from_abbrevs
 from .losses import frame_loss, language_loss, total_loss, transcription_loss, velocity_loss
 from .metrics import OnsetCounts, score_onsets
 from .model import CRNNConfig, FrameCRNN, TatumCRNN
@@ -159,17 +159,16 @@ def init_from(net: torch.nn.Module, source: TrainedModel, instruments: tuple[Dru
     new class begins as a copy of the sound it used to be heard as. Returns the classes that started so."""
     state = net.state_dict()
     incoming = source.net.state_dict()
-    rows = {inst.abbrev: k for k, inst in enumerate(source.instruments)}
     copied = []
     for name, tensor in state.items():
         if name not in incoming:
             raise ValueError(f"{name}: the model to start from has no such weights")
         if name.startswith(("fc.", "velocity_fc.")):
             for k, inst in enumerate(instruments):
-                row = rows.get(inst.abbrev, rows.get(inst.folds_into or "", None))
+                row = fold_row(inst, source.instruments)
                 if row is not None:
                     tensor[k] = incoming[name][row]
-                    if inst.abbrev not in rows and inst.abbrev not in copied:
+                    if source.instruments[row] != inst and inst.abbrev not in copied:
                         copied.append(inst.abbrev)
         elif incoming[name].shape != tensor.shape:
             raise ValueError(f"{name}: shape {tuple(incoming[name].shape)} in the model to start from, "

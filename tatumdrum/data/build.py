@@ -20,6 +20,7 @@ import soundfile as sf
 
 from ..features import log_mel
 from ..instruments import DEFAULT_INSTRUMENTS, DrumInstrument, by_abbrev, instruments_from_abbrevs
+from ..score import merge_rows
 from ..tatums import BeatGrid
 from . import effects
 from .accompaniment import random_accompaniment
@@ -127,14 +128,12 @@ def fold_class(crop: CroppedScore, source: str, into: str) -> CroppedScore:
     if source not in abbrevs or into not in abbrevs:
         return crop
     s, k = abbrevs.index(source), abbrevs.index(into)
-    targets, velocities, onsets = crop.targets.copy(), crop.velocities.copy(), list(crop.onsets)
-    targets[k] |= targets[s]
-    targets[s] = False
-    velocities[k] = np.maximum(velocities[k], velocities[s])
-    velocities[s] = 0.0
+    rows = [k if j == s else j for j in range(len(abbrevs))]
+    onsets = list(crop.onsets)
     onsets[k] = np.sort(np.concatenate([np.asarray(onsets[k], float), np.asarray(onsets[s], float)]))
     onsets[s] = np.zeros(0)
-    return replace(crop, targets=targets, velocities=velocities, onsets=onsets)
+    return replace(crop, targets=merge_rows(crop.targets, rows, len(rows)),
+                   velocities=merge_rows(crop.velocities, rows, len(rows)), onsets=onsets)
 
 
 def _first_beat_length(pm: pretty_midi.PrettyMIDI) -> float:

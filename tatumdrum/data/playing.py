@@ -1,7 +1,8 @@
 """Vary a drum performance the way drummers do before it is rendered (and before its targets are made).
 
 GMD's drummers play mostly closed hi-hat grooves. Real songs ride the ride cymbal in choruses (or,
-in punk and hard rock, the crash), open the hi-hat on off-beats, crash on the first beat of a section, and scatter snare ghost notes.
+in punk and hard rock, the crash), open the hi-hat on off-beats, crash on the first beat of a
+section, and scatter snare ghost notes.
 Each change is drawn at random per render and edits the MIDI itself, so audio and targets agree.
 """
 from __future__ import annotations
