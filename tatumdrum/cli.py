@@ -57,6 +57,23 @@ def _class_list(option: str, text: str) -> tuple[str, ...]:
     return abbrevs
 
 
+def _class_weights(option: str, text: str) -> dict[str, float]:
+    """CLASS=WEIGHT pairs from a comma-separated option, or one error line naming the option."""
+    weights: dict[str, float] = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, _, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not name.strip() or weight != weight:
+            fail(f"{option}: {item!r} is not CLASS=WEIGHT (e.g. SS=8)", 2)
+        if not weight > 0:
+            fail(f"{option}: the weight in {item!r} must be positive", 2)
+        weights[_class_list(option, name)[0]] = weight
+    return weights
+
+
 def _progress(quiet: bool = False) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -365,6 +382,8 @@ def train(
                                           "BD,SD,HH,OH,TT,CR,RD); the data's others fold into them."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (same sizes); "
                                         "a class it lacks starts as the class it folds into."),
+    class_gamma: Optional[str] = typer.Option(None, "--class-gamma", help="Eq. 4's positive weight for some "
+                                              "classes (e.g. SS=8,TT=2); the others keep --gamma."),
 ) -> None:
     """Train a transcription model; resumes from <out>.ckpt if a run was interrupted."""
     import torch
@@ -380,7 +399,8 @@ def train(
                       channels=tuple(int(c) for c in channels.split(",")), gru_hidden=gru_hidden,
                       velocity_weight=velocity_weight, gru_layers=gru_layers, lr_decay=lr_decay,
                       negatives=negatives, init=str(init) if init else None, balance=balance,
-                      classes=_class_list("--classes", classes) if classes else None)
+                      classes=_class_list("--classes", classes) if classes else None,
+                      class_gamma=_class_weights("--class-gamma", class_gamma) if class_gamma else None)
     if init is not None:
         from .weights import ModelFileError, load_model
 

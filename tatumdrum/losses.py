@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 
 
-def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: float) -> torch.Tensor:
+def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: float | torch.Tensor) -> torch.Tensor:
     """-mean(w * y * log(phi) + (1 - y) * log(1 - phi)), phi = sigmoid(logits).
 
-    Eq. 4 with w = gamma (tatum level) and eq. 10 with w = beta (frame level). Computed from logits
+    Eq. 4 with w = gamma (tatum level) and eq. 10 with w = beta (frame level); w may be a (K, 1)
+    tensor, one weight per class. Computed from logits
     through logsigmoid so that phi near 0 or 1 gives no infinities.
     """
     log_p = F.logsigmoid(logits)
@@ -22,7 +23,7 @@ def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: f
     return -(weight * target * log_p + (1.0 - target) * log_not_p).mean()
 
 
-def transcription_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
+def transcription_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
     """L_tran, eq. 4."""
     return weighted_cross_entropy(logits, target, gamma)
 

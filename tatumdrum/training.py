@@ -67,6 +67,9 @@ class TrainConfig:
     balance: float = 0.0
     # Train on these classes (abbreviations), folding the data's others into them; None: the data's own.
     classes: tuple[str, ...] | None = None
+    # Eq. 4's positive weight for some classes (abbreviation -> weight), others keep `gamma`; for rare
+    # classes whose strokes a plain loss learns to ignore (the side stick). None before v2.1.
+    class_gamma: dict[str, float] | None = None
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -179,6 +182,19 @@ def init_from(net: torch.nn.Module, source: TrainedModel, instruments: tuple[Dru
     return copied
 
 
+def positive_weights(gamma: float, class_gamma: dict[str, float] | None,
+                     instruments: tuple[DrumInstrument, ...]) -> float | torch.Tensor:
+    """Eq. 4's gamma, or one gamma per class (a (K, 1) tensor that broadcasts over tatums)."""
+    if not class_gamma:
+        return gamma
+    known = {inst.abbrev for inst in instruments}
+    unknown = sorted(set(class_gamma) - known)
+    if unknown:
+        raise ValueError(f"class gamma for {', '.join(unknown)}: not among this model's classes "
+                         f"({', '.join(sorted(known))})")
+    return torch.tensor([[class_gamma.get(inst.abbrev, gamma)] for inst in instruments], dtype=torch.float32)
+
+
 def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = True) -> dict:
     """Train, checkpointing to `<out>.ckpt` every epoch; export the best epoch to `cfg.out`."""
     cfg = cfg.resolved()
@@ -222,6 +238,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
         lengths = [len(p.tatum_times) if cfg.kind == "tatum" else len(p.mels["drums"]) for p in train_pieces]
         cfg.steps_per_epoch = max(1, int(sum(lengths) / (cfg.batch_size * unit)))
     gen = torch.Generator().manual_seed(cfg.seed + state["epoch"])
+    gamma = positive_weights(cfg.gamma, cfg.class_gamma, instruments)
     by_class = pieces_by_class(train_pieces) if cfg.balance else None
     net.train()
     for epoch in range(state["epoch"], cfg.epochs):
@@ -235,7 +252,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
                 batch = make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources, cfg.negatives,
                                    cfg.balance, by_class)
                 logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
-                l_tran = transcription_loss(logits, batch.targets, cfg.gamma)
+                l_tran = transcription_loss(logits, batch.targets, gamma)
                 l_lang = (language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen)
                           if lm is not None else None)
                 if vel_logits is not None and batch.velocities is not None:

@@ -140,6 +140,15 @@ def test_train_init_from_a_file_that_is_no_model(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.pt").exists()
 
 
+def test_train_class_gamma_errors_name_the_option(tmp_path):
+    (tmp_path / "train").mkdir()
+    for text, says in (("SS=x", "not CLASS=WEIGHT"), ("XX=3", "unknown class"), ("SS=-1", "must be positive")):
+        result = run("train", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--class-gamma", text)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("error: --class-gamma:") and says in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.pt").exists()
+
+
 @pytest.mark.skipif(__import__("shutil").which("mscore3") is None, reason="MuseScore 3 is not installed")
 def test_musicxml_opens_in_musescore(outputs, tmp_path):
     # MuseScore renders the score headless; a file it cannot read makes it fail and write nothing.

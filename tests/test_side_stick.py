@@ -169,3 +169,30 @@ def test_training_pieces_fold_to_the_classes_asked_for():
     three = with_classes(piece, THREE_CLASSES)  # the open hi-hat folds into the hi-hat
     assert np.flatnonzero(three.targets[2]).tolist() == [2] and three.targets.sum() == 4
     assert with_classes(piece, EIGHT_CLASSES) is piece
+
+
+def test_a_rare_class_can_weigh_its_strokes_more():
+    from tatumdrum.losses import transcription_loss
+    from tatumdrum.training import positive_weights
+
+    gamma = positive_weights(1.0, {"SS": 8.0}, EIGHT_CLASSES)
+    assert gamma.shape == (8, 1) and gamma[ROW["SS"], 0] == 8.0 and gamma.sum() == 15.0
+    assert positive_weights(0.46, None, EIGHT_CLASSES) == 0.46
+    with pytest.raises(ValueError, match="SS"):
+        positive_weights(1.0, {"SS": 8.0}, SEVEN_CLASSES)
+    torch.manual_seed(0)
+    logits = torch.randn(2, 8, 16, requires_grad=True)
+    target = (torch.rand(2, 8, 16) < 0.3).float()
+    phi = torch.sigmoid(logits)
+    # Eq. 4 row by row: each class's positive term carries its own gamma, the negative term none.
+    manual = -(gamma * target * torch.log(phi) + (1 - target) * torch.log(1 - phi)).mean()
+    loss = transcription_loss(logits, target, gamma)
+    assert loss.item() == pytest.approx(manual.item(), rel=1e-6)
+    loss.backward()
+    plain = logits.detach().clone().requires_grad_(True)
+    transcription_loss(plain, target, 1.0).backward()
+    on = target.bool()
+    # Eight times the push towards a side stick where one is played; the other classes as before.
+    assert torch.allclose(logits.grad[:, ROW["SS"]][on[:, ROW["SS"]]], 8 * plain.grad[:, ROW["SS"]][on[:, ROW["SS"]]])
+    others = [k for k in range(8) if k != ROW["SS"]]
+    assert torch.allclose(logits.grad[:, others], plain.grad[:, others])

@@ -290,8 +290,9 @@ def test_v2_build_and_training_with_velocity(tmp_path, fake_gmd_v2):
     assert tuple(model.info["train_config"]["sources"]) == ("drums", "mix", "remix")
     # --init: a fresh run starts from that model's weights (a step at a vanishing rate leaves them so).
     cfg = TrainConfig(data=str(tmp_path), out=str(tmp_path / "m2.pt"), epochs=1, steps_per_epoch=1, batch_size=2,
-                      crop_tatums=16, max_valid=2, lr=1e-12, init=str(tmp_path / "m.pt"))
+                      crop_tatums=16, max_valid=2, lr=1e-12, init=str(tmp_path / "m.pt"), class_gamma={"TT": 4.0})
     train(cfg)
+    assert load_model(tmp_path / "m2.pt").info["train_config"]["class_gamma"] == {"TT": 4.0}
     started = load_model(tmp_path / "m2.pt").net.state_dict()
     for name, tensor in model.net.state_dict().items():
         if tensor.dtype.is_floating_point and "running" not in name:
