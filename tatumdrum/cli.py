@@ -74,6 +74,17 @@ def _class_weights(option: str, text: str) -> dict[str, float]:
     return weights
 
 
+def _level_range(option: str, text: str) -> tuple[float, float]:
+    """LOW,HIGH in dB, or one error line naming the option."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        fail(f"{option}: {text!r} is not LOW,HIGH in dB (e.g. -22,6)", 2)
+    if not low <= high:
+        fail(f"{option}: {text!r}: LOW must not exceed HIGH", 2)
+    return low, high
+
+
 def _progress(quiet: bool = False) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -384,6 +395,8 @@ def train(
                                         "a class it lacks starts as the class it folds into."),
     class_gamma: Optional[str] = typer.Option(None, "--class-gamma", help="Eq. 4's positive weight for some "
                                               "classes (e.g. SS=8,TT=2); the others keep --gamma."),
+    remix_db: Optional[str] = typer.Option(None, "--remix-db", help="Drum-to-band level range in dB of the "
+                                           "training remixes of v2 data, as --remix-db=LOW,HIGH (default -14,8)."),
 ) -> None:
     """Train a transcription model; resumes from <out>.ckpt if a run was interrupted."""
     import torch
@@ -400,7 +413,8 @@ def train(
                       velocity_weight=velocity_weight, gru_layers=gru_layers, lr_decay=lr_decay,
                       negatives=negatives, init=str(init) if init else None, balance=balance,
                       classes=_class_list("--classes", classes) if classes else None,
-                      class_gamma=_class_weights("--class-gamma", class_gamma) if class_gamma else None)
+                      class_gamma=_class_weights("--class-gamma", class_gamma) if class_gamma else None,
+                      **({"remix_db": _level_range("--remix-db", remix_db)} if remix_db else {}))
     if init is not None:
         from .weights import ModelFileError, load_model
 

@@ -118,8 +118,10 @@ def remix_mel(drums: np.ndarray, band: np.ndarray | None, rng: np.random.Generat
     return np.log1p(np.sqrt(power) * eq[None, :].astype(np.float32))
 
 
-def source_mel(piece: Piece, source: str, f0: int, f1: int, rng: np.random.Generator) -> np.ndarray:
-    """Frames f0:f1 of a piece's source; v2 pieces remix drums-only and "remix" crops afresh."""
+def source_mel(piece: Piece, source: str, f0: int, f1: int, rng: np.random.Generator,
+               remix_db: tuple[float, float] = REMIX_DRUM_DB) -> np.ndarray:
+    """Frames f0:f1 of a piece's source; v2 pieces remix drums-only and "remix" crops afresh, the
+    latter at a drum-to-band level drawn from `remix_db`."""
     if "band" not in piece.mels or source == "mix":
         return piece.mels[source][f0:f1].astype(np.float32)
     drums, band = piece.mels["drums"][f0:f1], piece.mels["band"][f0:f1]
@@ -129,11 +131,11 @@ def source_mel(piece: Piece, source: str, f0: int, f1: int, rng: np.random.Gener
         bleed = float(rng.uniform(*BLEED_DB)) if rng.random() < BLEED_PROBABILITY else None
         return remix_mel(drums, band, rng, 0.0, bleed)
     # The stems were stored at equal gain; drum_db is then the drum-to-band ratio of the remix.
-    return remix_mel(drums, band, rng, float(rng.uniform(*REMIX_DRUM_DB)), 0.0)
+    return remix_mel(drums, band, rng, float(rng.uniform(*remix_db)), 0.0)
 
 
 def crop(piece: Piece, source: str, n_tatums: int, rng: np.random.Generator, fps: float = MEL.fps,
-         holding: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+         holding: int | None = None, remix_db: tuple[float, float] = REMIX_DRUM_DB) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """A crop of `n_tatums` tatums starting on a bar line, with the frames it pools over; with
     `holding`, one of the crops that hold a stroke of that class (row), where the piece has one.
 
@@ -152,7 +154,7 @@ def crop(piece: Piece, source: str, n_tatums: int, rng: np.random.Generator, fps
     f0 = max(int(spans[0, 0]) - 8, 0)
     f1 = min(int(spans[-1, 1]) + 8, n_frames)
     velocities = None if piece.velocities is None else piece.velocities[:, m0:m1].astype(np.float32) / 127.0
-    return (source_mel(piece, source, f0, f1, rng), spans - f0, piece.targets[:, m0:m1].astype(np.float32),
+    return (source_mel(piece, source, f0, f1, rng, remix_db), spans - f0, piece.targets[:, m0:m1].astype(np.float32),
             piece.bar_lengths[m0:m1], velocities)
 
 
@@ -198,7 +200,7 @@ def pieces_by_class(pieces: list[Piece]) -> list[np.ndarray]:
 
 def make_batch(pieces: list[Piece], batch_size: int, n_tatums: int, rng: np.random.Generator,
                sources: tuple[str, ...] = SOURCES, negatives: float = 0.0, balance: float = 0.0,
-               by_class: list[np.ndarray] | None = None) -> Batch:
+               by_class: list[np.ndarray] | None = None, remix_db: tuple[float, float] = REMIX_DRUM_DB) -> Batch:
     """Random pieces, each from a random source (the paper trains on mixtures and drums alike);
     a share `negatives` of the crops has no drums and an empty score, and a share `balance` is drawn
     class first: a class at random, then a piece and a crop holding one of its strokes, so that rare
@@ -218,7 +220,7 @@ def make_batch(pieces: list[Piece], batch_size: int, n_tatums: int, rng: np.rand
             items.append(negative_crop(piece, n_tatums, rng))
             continue
         usable = [s for s in sources if s in piece.mels or (s == "remix" and "band" in piece.mels)]
-        items.append(crop(piece, str(rng.choice(usable)), n_tatums, rng, holding=holding))
+        items.append(crop(piece, str(rng.choice(usable)), n_tatums, rng, holding=holding, remix_db=remix_db))
     t_max = max(len(i[0]) for i in items)
     mel = np.zeros((batch_size, t_max, items[0][0].shape[1]), dtype=np.float32)
     for b, item in enumerate(items):

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .dataset import SOURCES, V2_SOURCES, Piece, load_pieces, make_batch, pieces_by_class, with_classes
+from .dataset import REMIX_DRUM_DB, SOURCES, V2_SOURCES, Piece, load_pieces, make_batch, pieces_by_class, with_classes
 from .features import MEL
 from .instruments import DrumInstrument, fold_row, instruments_from_abbrevs
 from .losses import frame_loss, language_loss, total_loss, transcription_loss, velocity_loss
@@ -70,6 +70,8 @@ class TrainConfig:
     # Eq. 4's positive weight for some classes (abbreviation -> weight), others keep `gamma`; for rare
     # classes whose strokes a plain loss learns to ignore (the side stick). None before v2.1.
     class_gamma: dict[str, float] | None = None
+    # Drum-to-band level (dB) of the "remix" crops; real raw sums put the drums lower than renders do.
+    remix_db: tuple[float, float] = REMIX_DRUM_DB
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -250,7 +252,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
             l_vel = None
             if cfg.kind == "tatum":
                 batch = make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources, cfg.negatives,
-                                   cfg.balance, by_class)
+                                   cfg.balance, by_class, tuple(cfg.remix_db))
                 logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
                 l_tran = transcription_loss(logits, batch.targets, gamma)
                 l_lang = (language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen)

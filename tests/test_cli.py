@@ -140,12 +140,14 @@ def test_train_init_from_a_file_that_is_no_model(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.pt").exists()
 
 
-def test_train_class_gamma_errors_name_the_option(tmp_path):
+def test_train_class_gamma_and_remix_level_errors_name_the_option(tmp_path):
     (tmp_path / "train").mkdir()
-    for text, says in (("SS=x", "not CLASS=WEIGHT"), ("XX=3", "unknown class"), ("SS=-1", "must be positive")):
-        result = run("train", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--class-gamma", text)
+    for option, text, says in (("--class-gamma", "SS=x", "not CLASS=WEIGHT"), ("--class-gamma", "XX=3", "unknown class"),
+                               ("--class-gamma", "SS=-1", "must be positive"), ("--remix-db", "-6", "not LOW,HIGH"),
+                               ("--remix-db", "6,-20", "must not exceed")):
+        result = run("train", str(tmp_path), "--out", str(tmp_path / "m.pt"), f"{option}={text}")
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-        assert result.stderr.startswith("error: --class-gamma:") and says in result.stderr
+        assert result.stderr.startswith(f"error: {option}:") and says in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.pt").exists()
 
 

@@ -261,6 +261,25 @@ def test_remix_adds_band_power_and_gain_in_the_mel_domain():
     assert rng is not None
 
 
+def test_remix_crops_take_their_drum_level_from_the_range_asked_for():
+    from tatumdrum.dataset import Piece, source_mel
+
+    t = np.arange(4 * SR) / SR
+    drums = log_mel((np.sin(2 * np.pi * 100 * t) * (t % 0.5 < 0.05)).astype(np.float32)).astype(np.float16)
+    band = log_mel((0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)).astype(np.float16)
+    grid = BeatGrid.regular(120.0, 8)
+    piece = Piece("p", {"drums": drums, "mix": drums, "band": band}, np.arange(32) * 0.125,
+                  np.zeros((7, 32), np.uint8), np.full(32, 16), np.arange(0, 32, 16), {}, grid, 4, SEVEN_CLASSES)
+
+    def drum_to_band(level: float) -> float:
+        mel = source_mel(piece, "remix", 0, len(drums), np.random.default_rng(2), (level, level))
+        return float(np.expm1(mel[:, :12]).mean() / np.expm1(mel[:, 40:]).mean())
+
+    # The same draw of EQ and gain; only the drum level moves, by the range given (20 dB: 10x).
+    low, mid, high = drum_to_band(-20.0), drum_to_band(0.0), drum_to_band(20.0)
+    assert 5 * low < mid and 5 * mid < high
+
+
 def test_v2_build_and_training_with_velocity(tmp_path, fake_gmd_v2):
     """build-dataset --v2 pieces (real fluidsynth renders) train a 7-class CRNN with a velocity head."""
     from tatumdrum.data.build import BuildOptions, build_split
