@@ -19,7 +19,7 @@ from .beats import read_beats_tsv
 from .features import load_audio
 from .inference import Transcriber
 from .instruments import ANNOTATION_LABELS
-from .metrics import OnsetCounts, score_onsets
+from .metrics import OnsetCounts, fold_to, score_onsets
 from .tatums import BeatGrid
 
 BEAT_CONDITIONS = ("estimated", "given")
@@ -31,6 +31,8 @@ class Track:
     audio: dict[str, Path]  # source ("drums" / "mix") -> audio file
     reference: dict[str, np.ndarray]  # instrument abbrev -> onset times
     beats: BeatGrid
+    # The classes the annotation tells apart (`metrics.fold_to`); None: MDB Drums' own groups.
+    classes: tuple[str, ...] | None = None
 
 
 def read_onsets_tsv(path: Path) -> dict[str, np.ndarray]:
@@ -60,7 +62,8 @@ def rendered_tracks(folder: Path) -> Iterator[Track]:
         with np.load(npz) as z:
             ref = {k[len("onset_times_"):]: z[k].astype(float) for k in z.files if k.startswith("onset_times_")}
             beats = BeatGrid(z["beat_times"].astype(float), z["beat_positions"].astype(int))
-        yield Track(npz.stem, audio, ref, beats)
+            classes = tuple(str(a) for a in z["instruments"]) if "instruments" in z.files else tuple(ref)
+        yield Track(npz.stem, audio, ref, beats, classes)
 
 
 def midi_annotated_tracks(folder: Path) -> Iterator[Track]:
@@ -77,7 +80,7 @@ def midi_annotated_tracks(folder: Path) -> Iterator[Track]:
         pm = pretty_midi.PrettyMIDI(str(midi))
         onsets = drum_onsets(pm, ALL_INSTRUMENTS)
         yield Track(audio.stem, {"mix": audio}, {i.abbrev: t for i, t in zip(ALL_INSTRUMENTS, onsets)},
-                    midi_beat_grid(pm))
+                    midi_beat_grid(pm), tuple(i.abbrev for i in ALL_INSTRUMENTS))
 
 
 def find_tracks(root: Path) -> list[Track]:
@@ -122,7 +125,7 @@ def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, 
                         beat_cache[key] = transcriber.beat_tracker(audio)
                     beats = beat_cache[key]
                 score, _ = transcriber.transcribe_audio(audio, beats)
-                counts = score_onsets(track.reference, score.onset_times())
+                counts = score_onsets(track.reference, fold_to(score.onset_times(), track.classes))
                 cell = table.setdefault((source, condition), {})
                 for name, c in counts.items():
                     cell[name] = cell.get(name, OnsetCounts()) + c
@@ -175,6 +178,6 @@ def evaluate_transcriptions(folder: Path, tracks: list[Track]) -> dict[str, Onse
         found = [p for p in (folder / f"{track.name}{ext}" for ext in (".mid", ".midi", ".json")) if p.is_file()]
         if not found:
             raise FileNotFoundError(f"{folder}: no transcription for track {track.name!r}")
-        for name, counts in score_onsets(track.reference, read_transcription(found[0])).items():
+        for name, counts in score_onsets(track.reference, fold_to(read_transcription(found[0]), track.classes)).items():
             total[name] = total.get(name, OnsetCounts()) + counts
     return total

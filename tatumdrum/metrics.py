@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import mir_eval
 import numpy as np
 
-from .instruments import ALL_INSTRUMENTS, HEADLINE_GROUPS
+from .instruments import ALL_INSTRUMENTS, HEADLINE_GROUPS, fold_row
 
 
 @dataclass
@@ -43,6 +43,22 @@ def match_onsets(reference: np.ndarray, estimated: np.ndarray, window: float = 0
         return OnsetCounts(0, len(estimated), len(reference))
     matching = mir_eval.util.match_events(reference, estimated, window)
     return OnsetCounts(len(matching), len(estimated), len(reference))
+
+
+def fold_to(onsets: dict[str, np.ndarray], classes: tuple[str, ...] | None) -> dict[str, np.ndarray]:
+    """Estimated onsets as an annotation with these classes sees them: a class it does not have
+    counts as the class it folds into (a side stick is a snare to a three-class annotation, whose
+    cross-sticks were labelled snare). None: the annotation's own groups decide (MDB Drums files
+    cross-sticks under "other", so a side stick there is no snare)."""
+    if classes is None:
+        return onsets
+    by_abbrev = {inst.abbrev: inst for inst in ALL_INSTRUMENTS}
+    kept = tuple(by_abbrev[c] for c in classes if c in by_abbrev)
+    folded: dict[str, list[np.ndarray]] = {}
+    for name, times in onsets.items():
+        row = fold_row(by_abbrev[name], kept) if name in by_abbrev else None
+        folded.setdefault(name if row is None else kept[row].abbrev, []).append(np.asarray(times, dtype=float))
+    return {name: np.sort(np.concatenate(parts)) for name, parts in folded.items()}
 
 
 def group_onsets(onsets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .instruments import ALL_INSTRUMENTS, DrumInstrument
-from .metrics import OnsetCounts, score_onsets
+from .metrics import OnsetCounts, fold_to, score_onsets
 from .weights import TrainedModel
 
 DELTAS = tuple(float(round(d, 2)) for d in np.arange(0.15, 0.851, 0.05))
@@ -29,6 +29,7 @@ class Item:
     phi: np.ndarray
     tatum_times: np.ndarray
     reference: dict[str, np.ndarray]
+    classes: tuple[str, ...] | None = None  # the classes the annotation tells apart (`metrics.fold_to`)
 
 
 def rendered_items(model: TrainedModel, folder: Path, max_pieces: int | None = None,
@@ -44,7 +45,7 @@ def rendered_items(model: TrainedModel, folder: Path, max_pieces: int | None = N
         piece = load_piece(path)
         for source in sources:
             phi, _ = tatum_outputs(model, piece.mels[source].astype(np.float32), piece.tatum_times)
-            yield Item(phi, piece.tatum_times, piece.onset_times)
+            yield Item(phi, piece.tatum_times, piece.onset_times, tuple(i.abbrev for i in piece.instruments))
 
 
 def recorded_items(model: TrainedModel, root: Path) -> Iterable[Item]:
@@ -57,7 +58,7 @@ def recorded_items(model: TrainedModel, root: Path) -> Iterable[Item]:
     for track in find_tracks(Path(root)):
         for path in track.audio.values():
             score, _ = transcriber.transcribe_audio(load_audio(path), track.beats)
-            yield Item(score.probabilities, score.tatum_times, track.reference)
+            yield Item(score.probabilities, score.tatum_times, track.reference, track.classes)
 
 
 def sweep(items: Iterable[Item], instruments: tuple[DrumInstrument, ...], deltas: tuple[float, ...] = DELTAS
@@ -67,7 +68,7 @@ def sweep(items: Iterable[Item], instruments: tuple[DrumInstrument, ...], deltas
     for item in items:
         for d in deltas:
             est = {inst.abbrev: item.tatum_times[item.phi[k] >= d] for k, inst in enumerate(instruments)}
-            for group, counts in score_onsets(item.reference, est).items():
+            for group, counts in score_onsets(item.reference, fold_to(est, item.classes)).items():
                 totals[d][group] = totals[d].get(group, OnsetCounts()) + counts
     return totals
 

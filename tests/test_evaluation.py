@@ -83,3 +83,45 @@ def test_evaluate_audio_with_drum_midi_annotations(tmp_path):
     assert result.returncode == 0, result.stderr
     row = [line for line in result.stdout.splitlines() if line.startswith("| mix")][0]
     assert float(row.split("|")[3].split()[0]) >= 90.0
+
+
+def test_a_side_stick_counts_as_the_snare_only_where_the_annotation_has_no_side_stick(tmp_path):
+    from tatumdrum.metrics import fold_to, score_onsets
+
+    written = {"BD": np.array([0.0, 1.0]), "SD": np.array([0.5]), "SS": np.array([1.5]), "OH": np.array([0.25])}
+    three = fold_to(written, ("BD", "SD", "HH"))
+    assert three["SD"].tolist() == [0.5, 1.5] and three["HH"].tolist() == [0.25] and set(three) == {"BD", "SD", "HH"}
+    assert fold_to(written, None) is written and fold_to(written, ("BD", "SD", "SS", "HH", "OH"))["SS"].tolist() == [1.5]
+    # A rendered three-class piece labelled GMD's cross-sticks snare; a transcription that writes
+    # them as GM 37 (side stick) is right about every stroke there.
+    import soundfile as sf
+
+    from tatumdrum.midi import write_midi
+    from tatumdrum.score import DrumScore
+    from tatumdrum.instruments import EIGHT_CLASSES
+    from tatumdrum.tatums import BeatGrid
+
+    folder = tmp_path / "renders"
+    folder.mkdir()
+    grid = BeatGrid.regular(120.0, 8)
+    np.savez(folder / "piece.npz", onset_times_BD=np.array([0.0, 1.0]), onset_times_SD=np.array([0.5, 1.5]),
+             onset_times_HH=np.arange(8) * 0.25, beat_times=grid.times, beat_positions=grid.positions,
+             instruments=np.array(["BD", "SD", "HH"]))
+    sf.write(folder / "piece_drums.flac", np.zeros(44100 * 4, np.float32), 44100)
+    on = np.zeros((8, 32), bool)
+    row = {i.abbrev: k for k, i in enumerate(EIGHT_CLASSES)}
+    on[row["BD"], [0, 8]] = True
+    on[row["SD"], 4] = True
+    on[row["SS"], 12] = True
+    on[row["HH"], range(0, 16, 2)] = True
+    done = tmp_path / "done"
+    done.mkdir()
+    write_midi(DrumScore(grid, 4, on, EIGHT_CLASSES, probabilities=on * 0.9), done / "piece.mid")
+    result = subprocess.run([sys.executable, "-m", "tatumdrum.cli", "evaluate", str(folder), "--transcriptions",
+                             str(done)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    row_all = [line for line in result.stdout.splitlines() if line.startswith("| transcriptions")][0]
+    assert row_all.split("|")[3].split()[0] == "100.0", result.stdout
+    # To MDB Drums, whose annotations file cross-sticks under "other", the same stroke is no snare.
+    mdb = score_onsets({"SD": np.array([0.5]), "BD": np.array([0.0, 1.0])}, fold_to(written, None))
+    assert mdb["SD"].precision == 1.0 and mdb["SD"].estimated == 1
