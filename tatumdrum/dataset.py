@@ -135,7 +135,8 @@ def source_mel(piece: Piece, source: str, f0: int, f1: int, rng: np.random.Gener
 
 
 def crop(piece: Piece, source: str, n_tatums: int, rng: np.random.Generator, fps: float = MEL.fps,
-         holding: int | None = None, remix_db: tuple[float, float] = REMIX_DRUM_DB) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+         holding: int | None = None, remix_db: tuple[float, float] = REMIX_DRUM_DB
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """A crop of `n_tatums` tatums starting on a bar line, with the frames it pools over; with
     `holding`, one of the crops that hold a stroke of that class (row), where the piece has one.
 
@@ -154,8 +155,8 @@ def crop(piece: Piece, source: str, n_tatums: int, rng: np.random.Generator, fps
     f0 = max(int(spans[0, 0]) - 8, 0)
     f1 = min(int(spans[-1, 1]) + 8, n_frames)
     velocities = None if piece.velocities is None else piece.velocities[:, m0:m1].astype(np.float32) / 127.0
-    return (source_mel(piece, source, f0, f1, rng, remix_db), spans - f0, piece.targets[:, m0:m1].astype(np.float32),
-            piece.bar_lengths[m0:m1], velocities)
+    return (source_mel(piece, source, f0, f1, rng, remix_db), spans - f0,
+            piece.targets[:, m0:m1].astype(np.float32), piece.bar_lengths[m0:m1], velocities)
 
 
 def steady_sound(n_samples: int, rng: np.random.Generator, sample_rate: int = MEL.sample_rate) -> np.ndarray:

@@ -178,6 +178,7 @@ def evaluate_transcriptions(folder: Path, tracks: list[Track]) -> dict[str, Onse
         found = [p for p in (folder / f"{track.name}{ext}" for ext in (".mid", ".midi", ".json")) if p.is_file()]
         if not found:
             raise FileNotFoundError(f"{folder}: no transcription for track {track.name!r}")
-        for name, counts in score_onsets(track.reference, fold_to(read_transcription(found[0]), track.classes)).items():
+        estimated = fold_to(read_transcription(found[0]), track.classes)
+        for name, counts in score_onsets(track.reference, estimated).items():
             total[name] = total.get(name, OnsetCounts()) + counts
     return total

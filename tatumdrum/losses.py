@@ -15,8 +15,8 @@ def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: f
     """-mean(w * y * log(phi) + (1 - y) * log(1 - phi)), phi = sigmoid(logits).
 
     Eq. 4 with w = gamma (tatum level) and eq. 10 with w = beta (frame level); w may be a (K, 1)
-    tensor, one weight per class. Computed from logits
-    through logsigmoid so that phi near 0 or 1 gives no infinities.
+    tensor, one weight per class. Computed from logits through logsigmoid so that phi near 0 or 1
+    gives no infinities.
     """
     log_p = F.logsigmoid(logits)
     log_not_p = F.logsigmoid(-logits)
