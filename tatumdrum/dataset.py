@@ -9,6 +9,7 @@ import torch
 
 from .features import MEL
 from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument, fold_row, instruments_from_abbrevs
+from .metrics import fold_to
 from .score import DrumScore, merge_rows
 from .tatums import BeatGrid, tatum_frame_spans
 
@@ -69,14 +70,11 @@ def with_classes(piece: Piece, instruments: tuple[DrumInstrument, ...]) -> Piece
     if piece.instruments == instruments:
         return piece
     rows = [fold_row(inst, instruments) for inst in piece.instruments]
-    onsets: dict[str, list[np.ndarray]] = {}
-    for inst, row in zip(piece.instruments, rows):
-        if row is not None:
-            onsets.setdefault(instruments[row].abbrev, []).append(piece.onset_times.get(inst.abbrev, np.zeros(0)))
+    kept = tuple(inst.abbrev for inst in instruments)
+    onsets = {name: times for name, times in fold_to(piece.onset_times, kept).items() if name in kept}
     velocities = None if piece.velocities is None else merge_rows(piece.velocities, rows, len(instruments))
     return replace(piece, targets=merge_rows(piece.targets, rows, len(instruments)), velocities=velocities,
-                   instruments=instruments,
-                   onset_times={name: np.sort(np.concatenate(parts)) for name, parts in onsets.items()})
+                   instruments=instruments, onset_times=onsets)
 
 
 def load_pieces(folder: Path) -> list[Piece]:
