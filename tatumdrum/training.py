@@ -231,6 +231,10 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
         rng.bit_generator.state = ckpt["rng"]
         torch.set_rng_state(ckpt["torch_rng"])
         state = ckpt["state"]
+        if not out.is_file():
+            # The checkpoint's best epoch was exported elsewhere (a run continued from a copied
+            # checkpoint): this run's own epochs compete afresh, so that one of them is written.
+            state["best_f"] = -1.0
     elif cfg.init:
         from .weights import load_model
 

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from tatumdrum.dataset import load_pieces, make_batch
-from tatumdrum.training import TrainConfig, train
+from tatumdrum.training import TrainConfig, _mean_f, train
 from tatumdrum.weights import load_model
 
 
@@ -35,6 +35,23 @@ def test_train_learns_checkpoints_and_resumes(tiny_dataset, tmp_path):
     model = load_model(out)
     assert model.kind == "tatum" and model.threshold == 0.2
     assert "valid" in model.info and json.loads(out.with_suffix(".history.json").read_text())["epoch"] == 3
+
+
+def test_a_run_continued_from_a_copied_checkpoint_writes_its_own_model(tiny_dataset, tmp_path):
+    import shutil
+
+    first = tmp_path / "first.pt"
+    cfg = TrainConfig(data=str(tiny_dataset), out=str(first), epochs=1, steps_per_epoch=5, batch_size=2,
+                      crop_tatums=32, channels=(8, 8), gru_hidden=16)
+    train(cfg)
+    # The recipe of models/CARD.md: copy a checkpoint, then continue it under a new name.
+    second = tmp_path / "second.pt"
+    shutil.copy(first.with_suffix(".ckpt"), second.with_suffix(".ckpt"))
+    cfg.out, cfg.epochs = str(second), 2
+    state = train(cfg)
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert second.is_file() and load_model(second).info["epoch"] == 2
+    assert state["best_f"] == _mean_f(state["history"][1]["valid"])
 
 
 def test_frame_baseline_trains(tiny_dataset, tmp_path):
