@@ -7,6 +7,7 @@ from typing import Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -397,6 +398,8 @@ def train(
                                               "classes (e.g. SS=8,TT=2); the others keep --gamma."),
     remix_db: Optional[str] = typer.Option(None, "--remix-db", help="Drum-to-band level range in dB of the "
                                            "training remixes of v2 data, as --remix-db=LOW,HIGH (default -14,8)."),
+    band_eq: float = typer.Option(0.0, "--band-eq", min=0.0, max=1.0, help="Share of training remixes whose band "
+                                  "gets an EQ of its own (brighter or darker than the drums)."),
 ) -> None:
     """Train a transcription model; resumes from <out>.ckpt if a run was interrupted."""
     import torch
@@ -413,7 +416,7 @@ def train(
                       velocity_weight=velocity_weight, gru_layers=gru_layers, lr_decay=lr_decay,
                       negatives=negatives, init=str(init) if init else None, balance=balance,
                       classes=_class_list("--classes", classes) if classes else None,
-                      class_gamma=_class_weights("--class-gamma", class_gamma) if class_gamma else None,
+                      class_gamma=_class_weights("--class-gamma", class_gamma) if class_gamma else None, band_eq=band_eq,
                       **({"remix_db": _level_range("--remix-db", remix_db)} if remix_db else {}))
     if init is not None:
         from .weights import ModelFileError, load_model
@@ -655,16 +658,30 @@ def separator_score(
 
 
 def main() -> None:
-    """The `tatumdrum` command: library warnings never reach the user, and Ctrl-C ends with one line."""
+    """The `tatumdrum` command: library warnings never reach the user, a bad option or argument is one
+    line as every other error is (click's own is a usage banner and a box), and Ctrl-C ends with one line."""
+    import sys
     import warnings
 
     warnings.simplefilter("ignore")
+    # click's exceptions as the installed typer raises them (newer typers carry a click of their own).
+    errors = sys.modules[typer.BadParameter.__module__]
+    no_args = getattr(errors, "NoArgsIsHelpError", ())
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
         # Writers replace their output only when complete, so an interrupt leaves no partial file.
         console.print("interrupted", highlight=False)
         raise SystemExit(130) from None
+    except no_args as exc:  # `tatumdrum` or a command alone: its help, as before
+        print(exc.ctx.get_help())
+        raise SystemExit(exc.exit_code) from None
+    except errors.ClickException as exc:
+        console.print(f"[bold red]error:[/] {escape(' '.join(exc.format_message().split()))}", highlight=False)
+        raise SystemExit(exc.exit_code) from None
+    # Outside standalone mode click returns a command's exit code (typer.Exit) instead of exiting.
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

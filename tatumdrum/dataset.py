@@ -117,9 +117,10 @@ def remix_mel(drums: np.ndarray, band: np.ndarray | None, rng: np.random.Generat
 
 
 def source_mel(piece: Piece, source: str, f0: int, f1: int, rng: np.random.Generator,
-               remix_db: tuple[float, float] = REMIX_DRUM_DB) -> np.ndarray:
+               remix_db: tuple[float, float] = REMIX_DRUM_DB, band_eq: float = 0.0) -> np.ndarray:
     """Frames f0:f1 of a piece's source; v2 pieces remix drums-only and "remix" crops afresh, the
-    latter at a drum-to-band level drawn from `remix_db`."""
+    latter at a drum-to-band level drawn from `remix_db`, and with probability `band_eq` with an EQ
+    of the band's own before the common one (a band brighter or darker than its drums)."""
     if "band" not in piece.mels or source == "mix":
         return piece.mels[source][f0:f1].astype(np.float32)
     drums, band = piece.mels["drums"][f0:f1], piece.mels["band"][f0:f1]
@@ -128,12 +129,14 @@ def source_mel(piece: Piece, source: str, f0: int, f1: int, rng: np.random.Gener
     if source == "drums":
         bleed = float(rng.uniform(*BLEED_DB)) if rng.random() < BLEED_PROBABILITY else None
         return remix_mel(drums, band, rng, 0.0, bleed)
+    if band_eq and rng.random() < band_eq:
+        band = np.log1p(np.expm1(band.astype(np.float32)) * 10 ** (random_eq_curve(rng, band.shape[1]) / 20.0))
     # The stems were stored at equal gain; drum_db is then the drum-to-band ratio of the remix.
     return remix_mel(drums, band, rng, float(rng.uniform(*remix_db)), 0.0)
 
 
 def crop(piece: Piece, source: str, n_tatums: int, rng: np.random.Generator, fps: float = MEL.fps,
-         holding: int | None = None, remix_db: tuple[float, float] = REMIX_DRUM_DB
+         holding: int | None = None, remix_db: tuple[float, float] = REMIX_DRUM_DB, band_eq: float = 0.0
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """A crop of `n_tatums` tatums starting on a bar line, with the frames it pools over; with
     `holding`, one of the crops that hold a stroke of that class (row), where the piece has one.
@@ -153,7 +156,7 @@ def crop(piece: Piece, source: str, n_tatums: int, rng: np.random.Generator, fps
     f0 = max(int(spans[0, 0]) - 8, 0)
     f1 = min(int(spans[-1, 1]) + 8, n_frames)
     velocities = None if piece.velocities is None else piece.velocities[:, m0:m1].astype(np.float32) / 127.0
-    return (source_mel(piece, source, f0, f1, rng, remix_db), spans - f0,
+    return (source_mel(piece, source, f0, f1, rng, remix_db, band_eq), spans - f0,
             piece.targets[:, m0:m1].astype(np.float32), piece.bar_lengths[m0:m1], velocities)
 
 
@@ -199,7 +202,8 @@ def pieces_by_class(pieces: list[Piece]) -> list[np.ndarray]:
 
 def make_batch(pieces: list[Piece], batch_size: int, n_tatums: int, rng: np.random.Generator,
                sources: tuple[str, ...] = SOURCES, negatives: float = 0.0, balance: float = 0.0,
-               by_class: list[np.ndarray] | None = None, remix_db: tuple[float, float] = REMIX_DRUM_DB) -> Batch:
+               by_class: list[np.ndarray] | None = None, remix_db: tuple[float, float] = REMIX_DRUM_DB,
+               band_eq: float = 0.0) -> Batch:
     """Random pieces, each from a random source (the paper trains on mixtures and drums alike);
     a share `negatives` of the crops has no drums and an empty score, and a share `balance` is drawn
     class first: a class at random, then a piece and a crop holding one of its strokes, so that rare
@@ -219,7 +223,8 @@ def make_batch(pieces: list[Piece], batch_size: int, n_tatums: int, rng: np.rand
             items.append(negative_crop(piece, n_tatums, rng))
             continue
         usable = [s for s in sources if s in piece.mels or (s == "remix" and "band" in piece.mels)]
-        items.append(crop(piece, str(rng.choice(usable)), n_tatums, rng, holding=holding, remix_db=remix_db))
+        items.append(crop(piece, str(rng.choice(usable)), n_tatums, rng, holding=holding, remix_db=remix_db,
+                          band_eq=band_eq))
     t_max = max(len(i[0]) for i in items)
     mel = np.zeros((batch_size, t_max, items[0][0].shape[1]), dtype=np.float32)
     for b, item in enumerate(items):

@@ -72,6 +72,8 @@ class TrainConfig:
     class_gamma: dict[str, float] | None = None
     # Drum-to-band level (dB) of the "remix" crops; real raw sums put the drums lower than renders do.
     remix_db: tuple[float, float] = REMIX_DRUM_DB
+    # Share of "remix" crops whose band gets an EQ of its own (dataset.source_mel); 0 before v2.2.
+    band_eq: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -256,7 +258,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
             l_vel = None
             if cfg.kind == "tatum":
                 batch = make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources, cfg.negatives,
-                                   cfg.balance, by_class, tuple(cfg.remix_db))
+                                   cfg.balance, by_class, tuple(cfg.remix_db), cfg.band_eq)
                 logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
                 l_tran = transcription_loss(logits, batch.targets, gamma)
                 l_lang = (language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen)

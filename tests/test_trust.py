@@ -92,6 +92,17 @@ def test_output_problems_are_found_before_any_work(tmp_path, short_clip):
     one_error_line(run("transcribe", str(empty), "-o", str(tmp_path / "x")), str(empty))
 
 
+def test_bad_options_and_arguments_get_one_line(tmp_path, short_clip):
+    out = tmp_path / "x.mid"
+    line = one_error_line(run("transcribe", str(short_clip), "--threshold", "5", "-o", str(out)), "--threshold")
+    assert line.startswith("error:") and not out.exists()
+    one_error_line(run("train", str(tmp_path), "--band-eq", "2"), "--band-eq")
+    one_error_line(run("transcribe", str(short_clip), "--no-such-option"), "--no-such-option")
+    one_error_line(run("transcribe"), "inputs")
+    one_error_line(run("no-such-command"), "no-such-command")
+    assert run("--help").returncode == 0
+
+
 def test_bad_audio_gets_one_line_and_no_file(tmp_path):
     rng = np.random.default_rng(0)
     nan = tmp_path / "nan.wav"

@@ -280,6 +280,29 @@ def test_remix_crops_take_their_drum_level_from_the_range_asked_for():
     assert 5 * low < mid and 5 * mid < high
 
 
+def test_band_eq_colours_the_band_apart_from_the_drums():
+    from tatumdrum.dataset import Piece, source_mel
+
+    t = np.arange(4 * SR) / SR
+    drums = log_mel((np.sin(2 * np.pi * 100 * t) * (t % 0.5 < 0.05)).astype(np.float32)).astype(np.float16)
+    band = log_mel((0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)).astype(np.float16)
+    grid = BeatGrid.regular(120.0, 8)
+    piece = Piece("p", {"drums": drums, "mix": drums, "band": band}, np.arange(32) * 0.125,
+                  np.zeros((7, 32), np.uint8), np.full(32, 16), np.arange(0, 32, 16), {}, grid, 4, SEVEN_CLASSES)
+
+    def log_balance(band_eq: float, seed: int) -> float:
+        mel = source_mel(piece, "remix", 0, len(drums), np.random.default_rng(seed), (0.0, 0.0), band_eq)
+        return float(np.log(np.expm1(mel[:, :12]).mean() / np.expm1(mel[:, 40:]).mean()))
+
+    # The common EQ already tilts drums against band; a band EQ of its own widens that spread
+    # (two independent curves instead of one), and never touches crops when it is off.
+    common = np.std([log_balance(0.0, seed) for seed in range(200)])
+    own = np.std([log_balance(1.0, seed) for seed in range(200)])
+    assert own > 1.15 * common  # 1.25 with these seeds; exactly 1 if the band EQ did nothing
+    plain = source_mel(piece, "remix", 0, len(drums), np.random.default_rng(5), (0.0, 0.0))
+    assert np.array_equal(plain, source_mel(piece, "remix", 0, len(drums), np.random.default_rng(5), (0.0, 0.0), 0.0))
+
+
 def test_v2_build_and_training_with_velocity(tmp_path, fake_gmd_v2):
     """build-dataset --v2 pieces (real fluidsynth renders) train a 7-class CRNN with a velocity head."""
     from tatumdrum.data.build import BuildOptions, build_split
