@@ -261,15 +261,23 @@ def test_remix_adds_band_power_and_gain_in_the_mel_domain():
     assert rng is not None
 
 
-def test_remix_crops_take_their_drum_level_from_the_range_asked_for():
-    from tatumdrum.dataset import Piece, source_mel
+def _two_stem_piece():
+    """A 4-s v2 piece whose drums (100 Hz clicks) and band (a 3 kHz tone) sit in separate mel bins."""
+    from tatumdrum.dataset import Piece
 
     t = np.arange(4 * SR) / SR
     drums = log_mel((np.sin(2 * np.pi * 100 * t) * (t % 0.5 < 0.05)).astype(np.float32)).astype(np.float16)
     band = log_mel((0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)).astype(np.float16)
     grid = BeatGrid.regular(120.0, 8)
-    piece = Piece("p", {"drums": drums, "mix": drums, "band": band}, np.arange(32) * 0.125,
-                  np.zeros((7, 32), np.uint8), np.full(32, 16), np.arange(0, 32, 16), {}, grid, 4, SEVEN_CLASSES)
+    return Piece("p", {"drums": drums, "mix": drums, "band": band}, np.arange(32) * 0.125,
+                 np.zeros((7, 32), np.uint8), np.full(32, 16), np.arange(0, 32, 16), {}, grid, 4, SEVEN_CLASSES)
+
+
+def test_remix_crops_take_their_drum_level_from_the_range_asked_for():
+    from tatumdrum.dataset import source_mel
+
+    piece = _two_stem_piece()
+    drums = piece.mels["drums"]
 
     def drum_to_band(level: float) -> float:
         mel = source_mel(piece, "remix", 0, len(drums), np.random.default_rng(2), (level, level))
@@ -281,14 +289,10 @@ def test_remix_crops_take_their_drum_level_from_the_range_asked_for():
 
 
 def test_band_eq_colours_the_band_apart_from_the_drums():
-    from tatumdrum.dataset import Piece, source_mel
+    from tatumdrum.dataset import source_mel
 
-    t = np.arange(4 * SR) / SR
-    drums = log_mel((np.sin(2 * np.pi * 100 * t) * (t % 0.5 < 0.05)).astype(np.float32)).astype(np.float16)
-    band = log_mel((0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)).astype(np.float16)
-    grid = BeatGrid.regular(120.0, 8)
-    piece = Piece("p", {"drums": drums, "mix": drums, "band": band}, np.arange(32) * 0.125,
-                  np.zeros((7, 32), np.uint8), np.full(32, 16), np.arange(0, 32, 16), {}, grid, 4, SEVEN_CLASSES)
+    piece = _two_stem_piece()
+    drums = piece.mels["drums"]
 
     def log_balance(band_eq: float, seed: int) -> float:
         mel = source_mel(piece, "remix", 0, len(drums), np.random.default_rng(seed), (0.0, 0.0), band_eq)
