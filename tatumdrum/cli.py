@@ -400,6 +400,8 @@ def train(
                                            "training remixes of v2 data, as --remix-db=LOW,HIGH (default -14,8)."),
     band_eq: float = typer.Option(0.0, "--band-eq", min=0.0, max=1.0, help="Share of training remixes whose band "
                                   "gets an EQ of its own (brighter or darker than the drums)."),
+    keep_last: bool = typer.Option(False, "--keep-last", help="Write the last epoch to --out instead of the "
+                                   "one the per-epoch validation check liked best."),
 ) -> None:
     """Train a transcription model; resumes from <out>.ckpt if a run was interrupted."""
     import torch
@@ -417,7 +419,7 @@ def train(
                       negatives=negatives, init=str(init) if init else None, balance=balance,
                       classes=_class_list("--classes", classes) if classes else None,
                       class_gamma=_class_weights("--class-gamma", class_gamma) if class_gamma else None, band_eq=band_eq,
-                      **({"remix_db": _level_range("--remix-db", remix_db)} if remix_db else {}))
+                      keep_last=keep_last, **({"remix_db": _level_range("--remix-db", remix_db)} if remix_db else {}))
     if init is not None:
         from .weights import ModelFileError, load_model
 
@@ -429,7 +431,8 @@ def train(
         lambda report: run_training(cfg, report, resume=not fresh),
         lambda info: f"L_tran {info['loss']:.4f}  L_lang {info['lang']:.4f}",
         lambda info: f"validation F {info['valid_f']:.3f} (best {info['best_f']:.3f})")
-    console.print(f"best validation F {state['best_f']:.3f}; model written to {out}")
+    written = f"epoch {state['epoch']}" if keep_last else "the best epoch"
+    console.print(f"best validation F {state['best_f']:.3f}; {written} written to {out}")
 
 
 @app.command("train-separator")

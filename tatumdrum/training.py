@@ -74,6 +74,9 @@ class TrainConfig:
     remix_db: tuple[float, float] = REMIX_DRUM_DB
     # Share of "remix" crops whose band gets an EQ of its own (dataset.source_mel); 0 before v2.2.
     band_eq: float = 0.0
+    # Write every epoch to `out`, so it ends as the last one: the recipes of v2.1 and v2.2 take a
+    # fixed epoch, because the 30-piece check at delta 0.2 ranks close epochs by noise.
+    keep_last: bool = False
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -288,8 +291,10 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
                                  "l_lang": sums["lang"] / cfg.steps_per_epoch,
                                  "l_vel": sums["vel"] / cfg.steps_per_epoch, "valid": report,
                                  "seconds": time.time() - t0})
-        if f > state["best_f"]:
+        improved = f > state["best_f"]
+        if improved:
             state["best_f"] = f
+        if improved or cfg.keep_last:
             TrainedModel(net, cfg.kind, instruments, cfg.threshold,
                          {"train_config": asdict(cfg), "epoch": epoch + 1, "valid": report}).save(out)
         state["epoch"] = epoch + 1

@@ -54,6 +54,24 @@ def test_a_run_continued_from_a_copied_checkpoint_writes_its_own_model(tiny_data
     assert state["best_f"] == _mean_f(state["history"][1]["valid"])
 
 
+def test_keep_last_writes_the_last_epoch_whatever_the_check_says(tiny_dataset, tmp_path):
+    out = tmp_path / "last.pt"
+    cfg = TrainConfig(data=str(tiny_dataset), out=str(out), epochs=1, steps_per_epoch=3, batch_size=2,
+                      crop_tatums=32, channels=(8, 8), gru_hidden=16)
+    train(cfg)
+    # A best F no epoch can beat: only --keep-last may write the later epochs.
+    ckpt_path = out.with_suffix(".ckpt")
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ckpt["state"]["best_f"] = 2.0
+    torch.save(ckpt, ckpt_path)
+    cfg.epochs, cfg.keep_last = 3, True
+    state = train(cfg)
+    model = load_model(out)
+    assert model.info["epoch"] == 3 and state["best_f"] == 2.0
+    final = torch.load(ckpt_path, map_location="cpu", weights_only=False)["net"]
+    assert all(torch.equal(model.net.state_dict()[k], v) for k, v in final.items())
+
+
 def test_frame_baseline_trains(tiny_dataset, tmp_path):
     out = tmp_path / "frame.pt"
     cfg = TrainConfig(data=str(tiny_dataset), out=str(out), kind="frame", epochs=1, steps_per_epoch=5,

@@ -187,8 +187,9 @@ def test_notes_before_the_first_beat_are_kept_and_none_fall_outside_the_audio(tm
 def test_ctrl_c_says_interrupted_and_leaves_no_file(tmp_path, short_clip):
     songs = tmp_path / "many"
     songs.mkdir()
-    # Enough songs that the batch cannot end between the first file and the signal, on a fast machine too.
-    for i in range(24):
+    # Enough songs that the batch cannot end between the first file and the signal, on a fast machine
+    # and on a loaded one too (24 were once too few beside two training runs).
+    for i in range(96):
         (songs / f"s{i:02d}.wav").write_bytes(short_clip.read_bytes())
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "tatumdrum.cli", "transcribe", str(songs), "-o", str(out),
