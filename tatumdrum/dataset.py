@@ -103,8 +103,9 @@ def random_eq_curve(rng: np.random.Generator, n_mels: int = MEL.n_mels) -> np.nd
 
 
 def remix_mel(drums: np.ndarray, band: np.ndarray | None, rng: np.random.Generator, drum_db: float,
-              band_db: float | None) -> np.ndarray:
-    """log(1 + mel) of drums and band at new levels, with a random EQ and gain.
+              band_db: float | None, band_eq_db: np.ndarray | None = None) -> np.ndarray:
+    """log(1 + mel) of drums and band at new levels, with a random EQ and gain; `band_eq_db`, a gain
+    in dB per mel band, colours the band alone before that.
 
     Magnitudes of independent sources add in power on average, so the remix is
     sqrt(drums^2 + band^2) per mel bin: not the exact mixture, but close, and free of an STFT per crop.
@@ -112,7 +113,9 @@ def remix_mel(drums: np.ndarray, band: np.ndarray | None, rng: np.random.Generat
     eq = 10 ** ((random_eq_curve(rng, drums.shape[1]) + rng.uniform(*GAIN_DB)) / 20.0)
     power = (np.expm1(drums.astype(np.float32)) * 10 ** (drum_db / 20)) ** 2
     if band is not None and band_db is not None:
-        power += (np.expm1(band.astype(np.float32)) * 10 ** (band_db / 20)) ** 2
+        band_gain = np.float32(10 ** (band_db / 20)) * (1.0 if band_eq_db is None else
+                                                         (10 ** (band_eq_db / 20)).astype(np.float32))
+        power += (np.expm1(band.astype(np.float32)) * band_gain) ** 2
     return np.log1p(np.sqrt(power) * eq[None, :].astype(np.float32))
 
 
@@ -129,10 +132,9 @@ def source_mel(piece: Piece, source: str, f0: int, f1: int, rng: np.random.Gener
     if source == "drums":
         bleed = float(rng.uniform(*BLEED_DB)) if rng.random() < BLEED_PROBABILITY else None
         return remix_mel(drums, band, rng, 0.0, bleed)
-    if band_eq and rng.random() < band_eq:
-        band = np.log1p(np.expm1(band.astype(np.float32)) * 10 ** (random_eq_curve(rng, band.shape[1]) / 20.0))
+    band_eq_db = random_eq_curve(rng, band.shape[1]) if band_eq and rng.random() < band_eq else None
     # The stems were stored at equal gain; drum_db is then the drum-to-band ratio of the remix.
-    return remix_mel(drums, band, rng, float(rng.uniform(*remix_db)), 0.0)
+    return remix_mel(drums, band, rng, float(rng.uniform(*remix_db)), 0.0, band_eq_db)
 
 
 def crop(piece: Piece, source: str, n_tatums: int, rng: np.random.Generator, fps: float = MEL.fps,
