@@ -421,12 +421,15 @@ def train(
                       class_gamma=_class_weights("--class-gamma", class_gamma) if class_gamma else None, band_eq=band_eq,
                       keep_last=keep_last, **({"remix_db": _level_range("--remix-db", remix_db)} if remix_db else {}))
     if init is not None:
+        from .model import TatumEnsemble
         from .weights import ModelFileError, load_model
 
         try:
-            load_model(init)
+            start = load_model(init)
         except ModelFileError as exc:
             fail(f"--init: {exc}", 2)
+        if isinstance(start.net, TatumEnsemble):
+            fail(f"--init {init}: an ensemble of {len(start.net.members)} networks; start from one of them", 2)
     state = _train_with_progress(
         lambda report: run_training(cfg, report, resume=not fresh),
         lambda info: f"L_tran {info['loss']:.4f}  L_lang {info['lang']:.4f}",
@@ -512,6 +515,29 @@ def tune_thresholds(
     model.info = {**model.info, "class_thresholds_from": sorted(sets), "deltas_tried": list(DELTAS)}
     model.save(out)
     console.print(f"thresholds {dict(zip((i.abbrev for i in model.instruments), thresholds))} written to {out}",
+                  highlight=False)
+
+
+@app.command("ensemble")
+def ensemble_cmd(
+    models: list[Path] = typer.Argument(..., help="Two or more tatum model files with the same drum classes."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where the ensemble model is written."),
+) -> None:
+    """Average several models' onset probabilities in one model file; tune its thresholds next."""
+    from .weights import ModelFileError, ensemble, load_model
+
+    if len(models) < 2:
+        fail("give two or more model files to average")
+    if any(out.resolve() == m.resolve() for m in models):
+        fail(f"--out {out}: write the ensemble to a new file")
+    try:
+        model = ensemble([load_model(m) for m in models], [m.name for m in models])
+    except ModelFileError as exc:
+        fail(str(exc))
+    model.save(out)
+    deltas = dict(zip((i.abbrev for i in model.instruments), model.class_thresholds))
+    console.print(f"{len(model.net.members)} networks written to {out}; thresholds (the members' mean) {deltas}. "
+                  f"Choose them anew: tatumdrum tune-thresholds {out} -o TUNED.pt --valid ... --recordings ...",
                   highlight=False)
 
 

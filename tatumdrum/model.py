@@ -138,6 +138,54 @@ class FrameCRNN(_CRNN):
         return self.decode_logits(self.encoder(mel))
 
 
+class EnsembleEncoder(nn.Module):
+    """The members' encoders side by side: their frame features concatenated, (B, T, sum of D)."""
+
+    def __init__(self, encoders: list[ConvEncoder]):
+        super().__init__()
+        self.parts = nn.ModuleList(encoders)
+        self.receptive_radius = max(e.receptive_radius for e in encoders)
+        self.out_dims = [e.out_dim for e in encoders]
+        self.out_dim = sum(self.out_dims)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return torch.cat([e(mel) for e in self.parts], dim=-1)
+
+
+class TatumEnsemble(nn.Module):
+    """Several tatum CRNNs heard as one: phi (and the velocity) is the mean of the members' sigmoids.
+
+    Eq. 1 is a max per feature, so pooling the members' concatenated frames pools each member's own:
+    the ensemble has the encoder / pool / decode interface of one `TatumCRNN`, and inference needs no
+    second path. Its logits are those of the mean probability.
+    """
+
+    def __init__(self, members: list[TatumCRNN]):
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two networks")
+        if len({m.cfg.n_instruments for m in members}) > 1:
+            raise ValueError("the networks of an ensemble must have the same drum classes")
+        self.members = nn.ModuleList(members)
+        self.cfg = members[0].cfg
+        self.encoder = EnsembleEncoder([m.encoder for m in members])
+
+    pool = TatumCRNN.pool
+
+    def decode(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        outputs = [m.decode(f) for m, f in zip(self.members, features.split(self.encoder.out_dims, dim=-1))]
+        phi = torch.stack([torch.sigmoid(logits) for logits, _ in outputs]).mean(0)
+        velocities = [torch.sigmoid(v) for _, v in outputs if v is not None]
+        velocity = torch.logit(torch.stack(velocities).mean(0), eps=1e-6) if velocities else None
+        return torch.logit(phi, eps=1e-6), velocity
+
+    def decode_logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.decode(features)[0]
+
+    def forward(self, mel: torch.Tensor, spans: list[torch.Tensor]) -> torch.Tensor:
+        return self.decode_logits(self.pool(self.encoder(mel), spans))
+
+
 def encode_in_chunks(encoder: ConvEncoder, mel: torch.Tensor, chunk_frames: int = 6000) -> torch.Tensor:
     """Run the encoder over a long (T, F) spectrogram in overlapping chunks; exact, with no seams.
 

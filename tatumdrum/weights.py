@@ -9,9 +9,12 @@ import numpy as np
 import torch
 
 from .instruments import DrumInstrument, instruments_from_abbrevs
-from .model import CRNNConfig, FrameCRNN, TatumCRNN
+from .model import CRNNConfig, FrameCRNN, TatumCRNN, TatumEnsemble
 
 DEFAULT_MODEL = "crnn.pt"
+FORMAT = "tatumdrum-model-1"
+# A file of several networks; its own name, so that a version without ensembles refuses it cleanly.
+ENSEMBLE_FORMAT = "tatumdrum-ensemble-1"
 
 
 class ModelFileError(ValueError):
@@ -22,7 +25,7 @@ class ModelFileError(ValueError):
 class TrainedModel:
     """A network with what inference needs to use it: its kind, instruments and threshold."""
 
-    net: TatumCRNN | FrameCRNN
+    net: TatumCRNN | FrameCRNN | TatumEnsemble
     kind: str  # "tatum" or "frame"
     instruments: tuple[DrumInstrument, ...]
     threshold: float
@@ -41,8 +44,12 @@ class TrainedModel:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save({"format": "tatumdrum-model-1", "kind": self.kind, "config": self.net.cfg.to_dict(),
-                    "state_dict": self.net.state_dict(), "instruments": [i.abbrev for i in self.instruments],
+        if isinstance(self.net, TatumEnsemble):
+            networks = {"format": ENSEMBLE_FORMAT,
+                        "members": [{"config": m.cfg.to_dict(), "state_dict": m.state_dict()} for m in self.net.members]}
+        else:
+            networks = {"format": FORMAT, "config": self.net.cfg.to_dict(), "state_dict": self.net.state_dict()}
+        torch.save({**networks, "kind": self.kind, "instruments": [i.abbrev for i in self.instruments],
                     "threshold": self.threshold, "info": self.info,
                     "class_thresholds": None if self.class_thresholds is None else list(self.class_thresholds)},
                    tmp)
@@ -69,11 +76,12 @@ def load_model(path: Path | None = None) -> TrainedModel:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelFileError(f"{path}: not a readable model file ({type(exc).__name__})") from None
-    if not isinstance(blob, dict) or blob.get("format") != "tatumdrum-model-1":
+    if not isinstance(blob, dict) or blob.get("format") not in (FORMAT, ENSEMBLE_FORMAT):
         raise ModelFileError(f"{path}: not a tatumdrum transcription model")
-    cfg = CRNNConfig.from_dict(blob["config"])
-    net = (TatumCRNN if blob["kind"] == "tatum" else FrameCRNN)(cfg)
-    net.load_state_dict(blob["state_dict"])
+    if blob["format"] == ENSEMBLE_FORMAT:
+        net = TatumEnsemble([_network("tatum", m["config"], m["state_dict"]) for m in blob["members"]])
+    else:
+        net = _network(blob["kind"], blob["config"], blob["state_dict"])
     net.eval()
     instruments = instruments_from_abbrevs(blob["instruments"])
     per_class = blob.get("class_thresholds")
@@ -81,3 +89,31 @@ def load_model(path: Path | None = None) -> TrainedModel:
         raise ModelFileError(f"{path}: {len(per_class)} class thresholds for {len(instruments)} instruments")
     return TrainedModel(net, blob["kind"], instruments, float(blob["threshold"]), blob.get("info", {}),
                         None if per_class is None else tuple(float(t) for t in per_class))
+
+
+def _network(kind: str, config: dict, state_dict: dict) -> TatumCRNN | FrameCRNN:
+    net = (TatumCRNN if kind == "tatum" else FrameCRNN)(CRNNConfig.from_dict(config))
+    net.load_state_dict(state_dict)
+    return net.eval()
+
+
+def ensemble(models: list[TrainedModel], names: list[str]) -> TrainedModel:
+    """One model that averages the phi of `models` (tatum models with the same drum classes).
+
+    An ensemble among them contributes its members. Each drum starts from the mean of the members'
+    deltas; the mean of several networks is smoother than any one, so tune the result's thresholds
+    (`tatumdrum tune-thresholds`) before using it.
+    """
+    members: list[TatumCRNN] = []
+    for model, name in zip(models, names):
+        if model.kind != "tatum":
+            raise ModelFileError(f"{name}: a frame-level model; only tatum models can be averaged")
+        if model.instruments != models[0].instruments:
+            raise ModelFileError(f"{name}: drums {'/'.join(i.abbrev for i in model.instruments)}, not "
+                                 f"{'/'.join(i.abbrev for i in models[0].instruments)} as in {names[0]}")
+        members += list(model.net.members) if isinstance(model.net, TatumEnsemble) else [model.net]
+    deltas = np.mean([m.thresholds() for m in models], axis=0)
+    return TrainedModel(TatumEnsemble(members), "tatum", models[0].instruments,
+                        float(np.mean([m.threshold for m in models])),
+                        {"members": [{"name": n, **m.info} for n, m in zip(names, models)]},
+                        tuple(round(float(d), 4) for d in deltas))
