@@ -105,7 +105,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    lm = load_language_model(LM_PATH, map_location=device)
+    lm = load_language_model(LM_PATH).to(device)  # .to moves what map_location does not (buffers made at load)
     lm.eval()
     for p in lm.parameters():
         p.requires_grad_(False)

@@ -86,6 +86,20 @@ def _level_range(option: str, text: str) -> tuple[float, float]:
     return low, high
 
 
+def _check_device(device: str) -> None:
+    """--device: cpu, or a CUDA device that is there."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        fail(f"--device {device}: not a device; give cpu or cuda")
+    if kind not in ("cpu", "cuda"):
+        fail(f"--device {device}: give cpu or cuda")
+    if kind == "cuda" and not torch.cuda.is_available():
+        fail(f"--device {device}: no CUDA device is available here")
+
+
 def _progress(quiet: bool = False) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -402,6 +416,7 @@ def train(
                                   "gets an EQ of its own (brighter or darker than the drums)."),
     keep_last: bool = typer.Option(False, "--keep-last", help="Write the last epoch to --out instead of the "
                                    "one the per-epoch validation check liked best."),
+    device: str = typer.Option("cpu", "--device", help="cpu, or cuda where a GPU is available."),
 ) -> None:
     """Train a transcription model; resumes from <out>.ckpt if a run was interrupted."""
     import torch
@@ -410,6 +425,7 @@ def train(
 
     if threads:
         torch.set_num_threads(threads)
+    _check_device(device)
     cfg = TrainConfig(data=str(data), out=str(out), kind=kind.value, lm=lm.value,
                       lm_path=str(lm_path) if lm_path else None, gamma=gamma, alpha=alpha, tau=tau,
                       gumbel_input=gumbel_input, epochs=epochs, steps_per_epoch=steps_per_epoch,
@@ -419,7 +435,7 @@ def train(
                       negatives=negatives, init=str(init) if init else None, balance=balance,
                       classes=_class_list("--classes", classes) if classes else None,
                       class_gamma=_class_weights("--class-gamma", class_gamma) if class_gamma else None, band_eq=band_eq,
-                      keep_last=keep_last, **({"remix_db": _level_range("--remix-db", remix_db)} if remix_db else {}))
+                      keep_last=keep_last, device=device, **({"remix_db": _level_range("--remix-db", remix_db)} if remix_db else {}))
     if init is not None:
         from .model import TatumEnsemble
         from .weights import ModelFileError, load_model
@@ -463,8 +479,7 @@ def train_separator_cmd(
 
     if threads:
         torch.set_num_threads(threads)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        fail("--device cuda: no CUDA device is available here")
+    _check_device(device)
     cfg = SeparatorConfig(data=str(data), out=str(out), hidden_size=hidden_size, epochs=epochs,
                           steps_per_epoch=steps_per_epoch, batch_size=batch_size, seq_seconds=seq_seconds, lr=lr,
                           seed=seed, device=device, max_minutes=max_minutes)

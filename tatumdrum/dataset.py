@@ -92,6 +92,10 @@ class Batch:
     bar_lengths: torch.Tensor  # (B, M)
     velocities: torch.Tensor | None = None  # (B, K, M) velocity / 127 at onsets, when all pieces have them
 
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(self.mel.to(device), [s.to(device) for s in self.spans], self.targets.to(device),
+                     self.bar_lengths.to(device), None if self.velocities is None else self.velocities.to(device))
+
 
 def random_eq_curve(rng: np.random.Generator, n_mels: int = MEL.n_mels) -> np.ndarray:
     """Gain in dB per mel band: a tilt and one to three broad bells, like a mixing EQ seen through the mel scale."""
@@ -210,6 +214,8 @@ def make_batch(pieces: list[Piece], batch_size: int, n_tatums: int, rng: np.rand
     a share `negatives` of the crops has no drums and an empty score, and a share `balance` is drawn
     class first: a class at random, then a piece and a crop holding one of its strokes, so that rare
     classes (side stick, toms, crash) are heard as often as common ones (`by_class`: `pieces_by_class`)."""
+    if not any(len(p.tatum_times) >= n_tatums for p in pieces):
+        raise ValueError(f"no piece is {n_tatums} tatums long: no crop can be made")
     items = []
     if balance and by_class is None:
         by_class = pieces_by_class(pieces)

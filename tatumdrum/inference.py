@@ -41,7 +41,9 @@ def encode(model: TrainedModel, mel: np.ndarray) -> torch.Tensor:
     """
     x = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
     x = torch.nn.functional.pad(x, (0, 0, EDGE_FRAMES, EDGE_FRAMES))  # log(1 + 0): silence
-    return encode_in_chunks(model.net.encoder, x)
+    # Where the network is: the CPU here, a GPU while `tatumdrum train --device cuda` validates.
+    device = next(model.net.parameters()).device
+    return encode_in_chunks(model.net.encoder, x.to(device))
 
 
 @torch.inference_mode()
@@ -52,12 +54,12 @@ def decode(model: TrainedModel, frames: torch.Tensor, tatum_times: np.ndarray
     tatum_times = np.asarray(tatum_times, dtype=float) + EDGE_FRAMES / MEL.fps
     net = model.net
     if model.kind == "tatum":
-        spans = spans_tensor(tatum_times, MEL.fps, len(frames))
+        spans = spans_tensor(tatum_times, MEL.fps, len(frames)).to(frames.device)
         logits, velocity = net.decode(net.pool(frames[None], [spans]))
-        return (torch.sigmoid(logits)[0].numpy(),
-                None if velocity is None else torch.sigmoid(velocity)[0].numpy())
+        return (torch.sigmoid(logits)[0].cpu().numpy(),
+                None if velocity is None else torch.sigmoid(velocity)[0].cpu().numpy())
     # Baseline: frame activations, peak picking (eq. 10's companion), then quantisation to tatums.
-    act = torch.sigmoid(net.decode_logits(frames[None]))[0].numpy()[:, EDGE_FRAMES:len(frames) - EDGE_FRAMES]
+    act = torch.sigmoid(net.decode_logits(frames[None]))[0].cpu().numpy()[:, EDGE_FRAMES:len(frames) - EDGE_FRAMES]
     tatum_times = tatum_times - EDGE_FRAMES / MEL.fps
     phi = np.zeros((act.shape[0], len(tatum_times)), dtype=np.float32)
     for k in range(act.shape[0]):

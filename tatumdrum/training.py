@@ -77,6 +77,8 @@ class TrainConfig:
     # Write every epoch to `out`, so it ends as the last one: the recipes of v2.1 and v2.2 take a
     # fixed epoch, because the 30-piece check at delta 0.2 ranks close epochs by noise.
     keep_last: bool = False
+    # Where the steps run: "cpu", or "cuda" (or "cuda:N"); crops are made on the CPU either way.
+    device: str = "cpu"
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -218,11 +220,23 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
         valid_pieces = [with_classes(p, instruments) for p in valid_pieces]
     if cfg.sources is None:
         cfg.sources = V2_SOURCES if all("band" in p.mels for p in train_pieces) else SOURCES
+    # A crop needs a piece at least as long as the crop: shorter ones (one-bar fills) cannot give one.
+    unit = cfg.crop_tatums if cfg.kind == "tatum" else cfg.crop_frames
+    length = (lambda p: len(p.tatum_times)) if cfg.kind == "tatum" else (lambda p: len(p.mels["drums"]))
+    train_pieces = [p for p in train_pieces if length(p) >= unit]
+    if not train_pieces:
+        option = "--crop-tatums" if cfg.kind == "tatum" else "--crop-frames"
+        raise ValueError(f"{data / 'train'}: no piece is {unit} {'tatums' if cfg.kind == 'tatum' else 'frames'} "
+                         f"long; give a smaller {option}")
     with_velocity = cfg.velocity_weight > 0 and all(p.velocities is not None for p in train_pieces)
     net_cfg = CRNNConfig(n_instruments=len(instruments), channels=tuple(cfg.channels), gru_hidden=cfg.gru_hidden,
                          gru_layers=cfg.gru_layers, velocity=with_velocity and cfg.kind == "tatum")
-    net = TatumCRNN(net_cfg) if cfg.kind == "tatum" else FrameCRNN(net_cfg)
+    device = torch.device(cfg.device)
+    # On the device before the optimiser and any checkpoint exist, so that their state lands there too.
+    net = (TatumCRNN(net_cfg) if cfg.kind == "tatum" else FrameCRNN(net_cfg)).to(device)
     lm = _load_lm(cfg, instruments) if cfg.kind == "tatum" else None
+    if lm is not None:
+        lm.to(device)
     valid_sources = tuple(s for s in cfg.sources if s != "remix")
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-9, weight_decay=cfg.weight_decay)
     out = Path(cfg.out)
@@ -245,11 +259,11 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
 
         init_from(net, load_model(Path(cfg.init)), instruments)
     if cfg.steps_per_epoch is None:
-        unit = cfg.crop_tatums if cfg.kind == "tatum" else cfg.crop_frames
-        lengths = [len(p.tatum_times) if cfg.kind == "tatum" else len(p.mels["drums"]) for p in train_pieces]
-        cfg.steps_per_epoch = max(1, int(sum(lengths) / (cfg.batch_size * unit)))
-    gen = torch.Generator().manual_seed(cfg.seed + state["epoch"])
+        cfg.steps_per_epoch = max(1, int(sum(length(p) for p in train_pieces) / (cfg.batch_size * unit)))
+    gen = torch.Generator(device).manual_seed(cfg.seed + state["epoch"])
     gamma = positive_weights(cfg.gamma, cfg.class_gamma, instruments)
+    if isinstance(gamma, torch.Tensor):
+        gamma = gamma.to(device)
     by_class = pieces_by_class(train_pieces) if cfg.balance else None
     net.train()
     for epoch in range(state["epoch"], cfg.epochs):
@@ -261,7 +275,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
             l_vel = None
             if cfg.kind == "tatum":
                 batch = make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources, cfg.negatives,
-                                   cfg.balance, by_class, tuple(cfg.remix_db), cfg.band_eq)
+                                   cfg.balance, by_class, tuple(cfg.remix_db), cfg.band_eq).to(device)
                 logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
                 l_tran = transcription_loss(logits, batch.targets, gamma)
                 l_lang = (language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen)
@@ -269,7 +283,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
                 if vel_logits is not None and batch.velocities is not None:
                     l_vel = velocity_loss(vel_logits, batch.velocities, batch.targets)
             else:
-                mel, targets = _frame_batch(train_pieces, cfg, rng)
+                mel, targets = (t.to(device) for t in _frame_batch(train_pieces, cfg, rng))
                 l_tran, l_lang = frame_loss(net(mel), targets, cfg.beta), None
             loss = total_loss(l_tran, l_lang, cfg.alpha)
             if l_vel is not None:

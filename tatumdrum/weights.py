@@ -46,9 +46,9 @@ class TrainedModel:
         tmp = path.with_suffix(path.suffix + ".tmp")
         if isinstance(self.net, TatumEnsemble):
             networks = {"format": ENSEMBLE_FORMAT,
-                        "members": [{"config": m.cfg.to_dict(), "state_dict": m.state_dict()} for m in self.net.members]}
+                        "members": [{"config": m.cfg.to_dict(), "state_dict": _on_cpu(m)} for m in self.net.members]}
         else:
-            networks = {"format": FORMAT, "config": self.net.cfg.to_dict(), "state_dict": self.net.state_dict()}
+            networks = {"format": FORMAT, "config": self.net.cfg.to_dict(), "state_dict": _on_cpu(self.net)}
         torch.save({**networks, "kind": self.kind, "instruments": [i.abbrev for i in self.instruments],
                     "threshold": self.threshold, "info": self.info,
                     "class_thresholds": None if self.class_thresholds is None else list(self.class_thresholds)},
@@ -89,6 +89,11 @@ def load_model(path: Path | None = None) -> TrainedModel:
         raise ModelFileError(f"{path}: {len(per_class)} class thresholds for {len(instruments)} instruments")
     return TrainedModel(net, blob["kind"], instruments, float(blob["threshold"]), blob.get("info", {}),
                         None if per_class is None else tuple(float(t) for t in per_class))
+
+
+def _on_cpu(net: torch.nn.Module) -> dict:
+    """The weights as CPU tensors, so that a model trained on a GPU loads anywhere."""
+    return {k: v.detach().cpu() for k, v in net.state_dict().items()}
 
 
 def _network(kind: str, config: dict, state_dict: dict) -> TatumCRNN | FrameCRNN:

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from tatumdrum.dataset import load_pieces, make_batch
@@ -95,3 +96,58 @@ def test_lm_regularised_training_uses_the_frozen_bundled_lm(tiny_dataset, tmp_pa
     assert state["epoch"] == 1 and load_model(out).info["train_config"]["alpha"] == 0.068
     after = load_language_model(lm_path).state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def _train_cli(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tatumdrum.cli", "train", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_train_refuses_a_device_that_is_not_there(tiny_dataset, tmp_path):
+    out = tmp_path / "m.pt"
+    wanted = ["gpu"] + ([] if torch.cuda.is_available() else ["cuda"])
+    for device in wanted:
+        result = _train_cli(str(tiny_dataset), "--out", str(out), "--device", device, "--epochs", "1")
+        assert result.returncode != 0 and f"--device {device}" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert not out.exists() and not out.with_suffix(".ckpt").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the device check runs it)")
+def test_training_on_cuda_learns_resumes_and_loads_on_a_cpu(tiny_dataset, tmp_path):
+    from tatumdrum.dataset import load_piece
+    from tatumdrum.inference import tatum_outputs
+
+    out = tmp_path / "gpu.pt"
+    cfg = TrainConfig(data=str(tiny_dataset), out=str(out), lm="bigram", epochs=2, steps_per_epoch=15,
+                      batch_size=4, crop_tatums=32, channels=(8, 8), gru_hidden=16, lr=3e-3, device="cuda",
+                      class_gamma={"SD": 2.0})
+    state = train(cfg)
+    assert state["history"][-1]["l_tran"] < state["history"][0]["l_tran"] and state["history"][0]["l_lang"] > 0
+    cfg.epochs, cfg.keep_last = 3, True
+    state = train(cfg)
+    assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
+    # The exported model holds CPU tensors and gives the same phi on the CPU as on the GPU.
+    model = load_model(out)
+    assert all(p.device.type == "cpu" for p in model.net.parameters())
+    piece = load_piece(sorted((tiny_dataset / "validation").glob("*.npz"))[0])
+    phi_cpu, _ = tatum_outputs(model, piece.mels["drums"], piece.tatum_times)
+    model.net.cuda()
+    phi_gpu, _ = tatum_outputs(model, piece.mels["drums"], piece.tatum_times)
+    np.testing.assert_allclose(phi_cpu, phi_gpu, atol=1e-4)
+    final = torch.load(out.with_suffix(".ckpt"), map_location="cpu", weights_only=False)["net"]
+    assert all(torch.equal(model.net.state_dict()[k].cpu(), v) for k, v in final.items())
+
+
+def test_crops_longer_than_every_piece_end_with_one_line_not_a_hang(tiny_dataset, tmp_path):
+    # The pieces are 6 bars (96 tatums); the trainer used to draw crops of 512 for ever.
+    out = tmp_path / "m.pt"
+    result = _train_cli(str(tiny_dataset), "--out", str(out), "--crop-tatums", "512", "--epochs", "1")
+    assert result.returncode != 0 and "--crop-tatums" in result.stderr and "512 tatums" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not out.with_suffix(".ckpt").exists()
+    with pytest.raises(ValueError):
+        make_batch(load_pieces(tiny_dataset / "train"), 2, 512, np.random.default_rng(0))
