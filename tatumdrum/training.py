@@ -221,13 +221,11 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
     if cfg.sources is None:
         cfg.sources = V2_SOURCES if all("band" in p.mels for p in train_pieces) else SOURCES
     # A crop needs a piece at least as long as the crop: shorter ones (one-bar fills) cannot give one.
-    unit = cfg.crop_tatums if cfg.kind == "tatum" else cfg.crop_frames
-    length = (lambda p: len(p.tatum_times)) if cfg.kind == "tatum" else (lambda p: len(p.mels["drums"]))
+    unit, steps, length = ((cfg.crop_tatums, "tatums", lambda p: len(p.tatum_times)) if cfg.kind == "tatum"
+                           else (cfg.crop_frames, "frames", lambda p: len(p.mels["drums"])))
     train_pieces = [p for p in train_pieces if length(p) >= unit]
     if not train_pieces:
-        option = "--crop-tatums" if cfg.kind == "tatum" else "--crop-frames"
-        raise ValueError(f"{data / 'train'}: no piece is {unit} {'tatums' if cfg.kind == 'tatum' else 'frames'} "
-                         f"long; give a smaller {option}")
+        raise ValueError(f"{data / 'train'}: no piece is {unit} {steps} long; give a smaller --crop-{steps}")
     with_velocity = cfg.velocity_weight > 0 and all(p.velocities is not None for p in train_pieces)
     net_cfg = CRNNConfig(n_instruments=len(instruments), channels=tuple(cfg.channels), gru_hidden=cfg.gru_hidden,
                          gru_layers=cfg.gru_layers, velocity=with_velocity and cfg.kind == "tatum")

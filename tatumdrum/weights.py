@@ -99,7 +99,7 @@ def _on_cpu(net: torch.nn.Module) -> dict:
 def _network(kind: str, config: dict, state_dict: dict) -> TatumCRNN | FrameCRNN:
     net = (TatumCRNN if kind == "tatum" else FrameCRNN)(CRNNConfig.from_dict(config))
     net.load_state_dict(state_dict)
-    return net.eval()
+    return net
 
 
 def ensemble(models: list[TrainedModel], names: list[str]) -> TrainedModel:
