@@ -343,9 +343,12 @@ def build_dataset(
     renders: int = typer.Option(1, "--renders", min=1, help="Render each performance this many times."),
     kit_dir: list[Path] = typer.Option([], "--kit-dir", help="A recorded multi-mic kit folder (MuldjordKit layout); repeatable."),
     piano_dir: list[Path] = typer.Option([], "--piano-dir", help="A folder of sampled piano notes; repeatable."),
+    variation: list[str] = typer.Option([], "--variation", help="NAME=P: the probability of one playing variation "
+                                        "per render (--v2), e.g. no_hats=0.3 for kick-and-snare grooves; repeatable."),
 ) -> None:
     """Render GMD drum MIDI (plus a generated accompaniment) to training pieces with tatum targets."""
     from .data.build import BuildOptions, build_split
+    from .data.playing import VARIATION_PROBABILITY
     from .instruments import THREE_CLASSES, V2_CLASSES
 
     if not (gmd / "info.csv").is_file():
@@ -353,9 +356,22 @@ def build_dataset(
     for folder in [*kit_dir, *piano_dir]:
         if not folder.is_dir():
             fail(f"{folder}: no such folder")
+    probabilities = []
+    for item in variation:
+        name, _, value = item.partition("=")
+        try:
+            p = float(value)
+        except ValueError:
+            p = -1.0
+        if name not in VARIATION_PROBABILITY or not 0.0 <= p <= 1.0:
+            fail(f"--variation {item}: give NAME=P with P in [0, 1] and NAME one of {', '.join(VARIATION_PROBABILITY)}", 2)
+        probabilities.append((name, p))
+    if probabilities and not v2:
+        fail("--variation: playing variations come with --v2", 2)
     options = BuildOptions(instruments=tuple(i.abbrev for i in (V2_CLASSES if v2 else THREE_CLASSES)),
                            renders=renders, v2=v2, vary=v2, record_like=v2,
-                           kit_dirs=tuple(str(d) for d in kit_dir), piano_dirs=tuple(str(d) for d in piano_dir))
+                           kit_dirs=tuple(str(d) for d in kit_dir), piano_dirs=tuple(str(d) for d in piano_dir),
+                           variations=tuple(probabilities))
     for split in [s.strip() for s in splits.split(",") if s.strip()]:
         with _progress() as progress:
             task = progress.add_task(f"rendering {split}", total=None, status="")

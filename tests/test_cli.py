@@ -154,6 +154,19 @@ def test_train_class_gamma_and_remix_level_errors_name_the_option(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.pt").exists()
 
 
+def test_build_dataset_variation_errors_name_the_option(tmp_path):
+    gmd = tmp_path / "gmd"
+    gmd.mkdir()
+    (gmd / "info.csv").write_text("drummer,session,id,style,bpm,beat_type,time_signature,midi_filename,"
+                                  "audio_filename,duration,split\n")
+    for args, says in ((("--v2", "--variation", "foo=1"), "NAME one of"), (("--v2", "--variation", "no_hats=2"), "P in [0, 1]"),
+                       (("--v2", "--variation", "no_hats"), "NAME=P"), (("--variation", "no_hats=0.5"), "come with --v2")):
+        result = run("build-dataset", str(gmd), str(tmp_path / "out"), *args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("error: --variation") and says in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif(__import__("shutil").which("mscore3") is None, reason="MuseScore 3 is not installed")
 def test_musicxml_opens_in_musescore(outputs, tmp_path):
     # MuseScore renders the score headless; a file it cannot read makes it fail and write nothing.

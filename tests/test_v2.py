@@ -14,7 +14,8 @@ import torch
 
 from tatumdrum.data.gmd import drum_hits, quantize_onsets
 from tatumdrum.data.multimic import load_multimic_kit, render_multimic
-from tatumdrum.data.playing import ghost_notes, open_hihats, ride_for_hihat, section_crashes, vary_playing
+from tatumdrum.data.playing import (drop_time_keeping, ghost_notes, open_hihats, ride_for_hihat, section_crashes,
+                                    vary_playing)
 from tatumdrum.data.sampled import load_sampled_instruments, parse_sample_name, render_sampled
 from tatumdrum.data.synth import GROUPS, multimic_kits, render_drums
 from tatumdrum.dataset import remix_mel
@@ -228,6 +229,15 @@ def test_playing_variations_edit_the_midi_that_becomes_targets():
     for seed in range(60):
         drawn.update(vary_playing(_groove(), np.random.default_rng(seed)))
     assert {"ride", "crash_ride", "open_hh", "crashes", "ghosts"} <= drawn
+    assert "no_hats" not in drawn  # off unless a build asks for it
+    pm = _groove()
+    assert "no_hats" in vary_playing(pm, np.random.default_rng(0), {"no_hats": 1.0})
+    assert not any(n.pitch in (42, 44, 46, 51) for n in pm.instruments[0].notes)
+    pm = _groove()
+    drop_time_keeping(pm)
+    assert sorted({n.pitch for n in pm.instruments[0].notes}) == [36, 38]
+    hat_row = [i.abbrev for i in SEVEN_CLASSES].index("HH")
+    assert not drum_hits(pm, SEVEN_CLASSES)[hat_row][0].size  # no hi-hat target either
     pm = _groove()
     open_hihats(pm, np.random.default_rng(0))
     opened = [n.start for n in pm.instruments[0].notes if n.pitch == 46]

@@ -49,6 +49,8 @@ class BuildOptions:
     record_like: bool = False
     kit_dirs: tuple[str, ...] = ()
     piano_dirs: tuple[str, ...] = ()
+    # (name, probability) pairs that override playing.VARIATION_PROBABILITY.
+    variations: tuple[tuple[str, float], ...] = ()
 
 # Drum-to-band level (RMS dB) of the full mix, from drums buried in the band to drums on top.
 DRUM_TO_BAND_DB = (-9.0, 3.0)
@@ -241,7 +243,7 @@ def _build_one(task: tuple) -> dict:
         # Render 0 keeps v1's seeds, so a one-render build is the same as before renders existed.
         rng = np.random.default_rng([seed, index] if render == 0 else [seed, index, render])
         pm = pretty_midi.PrettyMIDI(str(midi_path))
-        variations = vary_playing(pm, rng) if options.vary else []
+        variations = vary_playing(pm, rng, dict(options.variations)) if options.vary else []
         crop = crop_and_quantise(pm, max_seconds, tatums_per_beat, instruments_from_abbrevs(options.instruments))
         rendered = render_example(crop, rng, kits, options)
         rendered.meta["variations"] = variations

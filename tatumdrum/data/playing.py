@@ -2,7 +2,8 @@
 
 GMD's drummers play mostly closed hi-hat grooves. Real songs ride the ride cymbal in choruses (or,
 in punk and hard rock, the crash), open the hi-hat on off-beats, crash on the first beat of a
-section, and scatter snare ghost notes.
+section, scatter snare ghost notes, and leave the time-keeping cymbal out altogether (intros,
+breakdowns, 80s rock's kick and snare under a gated reverb).
 Each change is drawn at random per render and edits the MIDI itself, so audio and targets agree.
 """
 from __future__ import annotations
@@ -13,14 +14,18 @@ import pretty_midi
 from .gmd import midi_beat_grid
 
 CLOSED_HH = (22, 42)
+PEDAL_HH = 44
 OPEN_HH = 46
 RIDE = 51
+TIME_KEEPING = CLOSED_HH + (PEDAL_HH, 26, OPEN_HH, RIDE, 53, 59)
 CRASHES = (49, 57)
 KICK = 36
 SNARE = 38
 
-# Probability of each variation per render.
-VARIATION_PROBABILITY = {"ride": 0.2, "crash_ride": 0.1, "open_hh": 0.3, "crashes": 0.4, "ghosts": 0.3}
+# Probability of each variation per render. "no_hats" is off unless a build asks for it
+# (build-dataset --variation no_hats=P), so that the builds made before it existed stay reproducible.
+VARIATION_PROBABILITY = {"ride": 0.2, "crash_ride": 0.1, "open_hh": 0.3, "crashes": 0.4, "ghosts": 0.3,
+                         "no_hats": 0.0}
 
 
 def _drum_tracks(pm: pretty_midi.PrettyMIDI) -> list[pretty_midi.Instrument]:
@@ -84,6 +89,16 @@ def section_crashes(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> Non
     track.notes.sort(key=lambda n: n.start)
 
 
+def drop_time_keeping(pm: pretty_midi.PrettyMIDI) -> None:
+    """Leave out every hi-hat (closed, pedal, open) and ride stroke: kick and snare alone.
+
+    GMD's kicks almost always sound with a hi-hat or ride, so a model trained on it learns to write
+    a hi-hat on every kick; real songs with no time-keeping cymbal show it wrong.
+    """
+    for track in _drum_tracks(pm):
+        track.notes = [n for n in track.notes if n.pitch not in TIME_KEEPING]
+
+
 def ghost_notes(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator, rate: float | None = None) -> None:
     """Quiet snare strokes on free 16ths, as funk and rock drummers fill the gaps of a groove."""
     tracks = _drum_tracks(pm)
@@ -106,24 +121,33 @@ def ghost_notes(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator, rate: floa
     track.notes.sort(key=lambda n: n.start)
 
 
-def vary_playing(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> list[str]:
-    """Apply a random subset of the variations in place; returns their names for the build's statistics."""
+def vary_playing(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator,
+                 probability: dict[str, float] | None = None) -> list[str]:
+    """Apply a random subset of the variations in place; returns their names for the build's statistics.
+
+    `probability` overrides VARIATION_PROBABILITY per variation name.
+    """
+    p = {**VARIATION_PROBABILITY, **(probability or {})}
     applied = []
     draw = rng.random()
-    if draw < VARIATION_PROBABILITY["ride"]:
+    if draw < p["ride"]:
         ride_for_hihat(pm)
         applied.append("ride")
-    elif draw < VARIATION_PROBABILITY["ride"] + VARIATION_PROBABILITY["crash_ride"]:
+    elif draw < p["ride"] + p["crash_ride"]:
         # Riding the crash: a wash that real mixes have and a hi-hat-trained model calls an open hi-hat.
         ride_for_hihat(pm, CRASHES[0])
         applied.append("crash_ride")
-    elif rng.random() < VARIATION_PROBABILITY["open_hh"]:
+    elif rng.random() < p["open_hh"]:
         open_hihats(pm, rng)
         applied.append("open_hh")
-    if rng.random() < VARIATION_PROBABILITY["crashes"]:
+    if rng.random() < p["crashes"]:
         section_crashes(pm, rng)
         applied.append("crashes")
-    if rng.random() < VARIATION_PROBABILITY["ghosts"]:
+    if rng.random() < p["ghosts"]:
         ghost_notes(pm, rng)
         applied.append("ghosts")
+    # Drawn last and only when asked for, so that the draws above stay those of older builds.
+    if p["no_hats"] > 0 and rng.random() < p["no_hats"]:
+        drop_time_keeping(pm)
+        applied.append("no_hats")
     return applied
