@@ -14,7 +14,7 @@ import torch
 
 from tatumdrum.data.gmd import drum_hits, quantize_onsets
 from tatumdrum.data.multimic import load_multimic_kit, render_multimic
-from tatumdrum.data.playing import (drop_time_keeping, ghost_notes, open_hihats, ride_for_hihat, section_crashes,
+from tatumdrum.data.playing import (cross_stick_backbeat, drop_time_keeping, ghost_notes, open_hihats, ride_for_hihat, section_crashes,
                                     vary_playing)
 from tatumdrum.data.sampled import load_sampled_instruments, parse_sample_name, render_sampled
 from tatumdrum.data.synth import GROUPS, multimic_kits, render_drums
@@ -229,7 +229,12 @@ def test_playing_variations_edit_the_midi_that_becomes_targets():
     for seed in range(60):
         drawn.update(vary_playing(_groove(), np.random.default_rng(seed)))
     assert {"ride", "crash_ride", "open_hh", "crashes", "ghosts"} <= drawn
-    assert "no_hats" not in drawn  # off unless a build asks for it
+    assert not {"no_hats", "cross_stick"} & drawn  # off unless a build asks for them
+    pm = _groove()
+    pm.instruments[0].notes.append(pretty_midi.Note(30, 38, 1.375, 1.4))  # a ghost note between beats
+    cross_stick_backbeat(pm)
+    assert [n.start for n in pm.instruments[0].notes if n.pitch == 37] == [1.0, 3.0, 5.0, 7.0]
+    assert [n.start for n in pm.instruments[0].notes if n.pitch == 38] == [1.375]
     pm = _groove()
     assert "no_hats" in vary_playing(pm, np.random.default_rng(0), {"no_hats": 1.0})
     assert not any(n.pitch in (42, 44, 46, 51) for n in pm.instruments[0].notes)

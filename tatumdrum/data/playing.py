@@ -2,7 +2,7 @@
 
 GMD's drummers play mostly closed hi-hat grooves. Real songs ride the ride cymbal in choruses (or,
 in punk and hard rock, the crash), open the hi-hat on off-beats, crash on the first beat of a
-section, scatter snare ghost notes, and leave the time-keeping cymbal out altogether (intros,
+section, scatter snare ghost notes, play the backbeat as a cross-stick (country, ballads), and leave the time-keeping cymbal out altogether (intros,
 breakdowns, 80s rock's kick and snare under a gated reverb).
 Each change is drawn at random per render and edits the MIDI itself, so audio and targets agree.
 """
@@ -21,11 +21,12 @@ TIME_KEEPING = CLOSED_HH + (PEDAL_HH, 26, OPEN_HH, RIDE, 53, 59)
 CRASHES = (49, 57)
 KICK = 36
 SNARE = 38
+SIDE_STICK = 37
 
-# Probability of each variation per render. "no_hats" is off unless a build asks for it
-# (build-dataset --variation no_hats=P), so that the builds made before it existed stay reproducible.
+# Probability of each variation per render. "cross_stick" and "no_hats" are off unless a build asks
+# for them (build-dataset --variation NAME=P), so that the builds made before them stay reproducible.
 VARIATION_PROBABILITY = {"ride": 0.2, "crash_ride": 0.1, "open_hh": 0.3, "crashes": 0.4, "ghosts": 0.3,
-                         "no_hats": 0.0}
+                         "cross_stick": 0.0, "no_hats": 0.0}
 
 
 def _drum_tracks(pm: pretty_midi.PrettyMIDI) -> list[pretty_midi.Instrument]:
@@ -89,6 +90,22 @@ def section_crashes(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> Non
     track.notes.sort(key=lambda n: n.start)
 
 
+def cross_stick_backbeat(pm: pretty_midi.PrettyMIDI) -> None:
+    """Play the snare strokes that fall on a beat as cross-sticks; fills and ghost notes between beats
+    stay on the snare. A kit without a cross-stick sound plays them as snares, labelled so (build.py)."""
+    beats = midi_beat_grid(pm).times
+    if len(beats) < 2:
+        return
+    for track in _drum_tracks(pm):
+        snares = [n for n in track.notes if n.pitch in (SNARE, 40)]
+        if not snares:
+            continue
+        on_beat = _subdivision_index(np.array([n.start for n in snares]), beats, 4) == 0
+        for n, hit in zip(snares, on_beat):
+            if hit:
+                n.pitch = SIDE_STICK
+
+
 def drop_time_keeping(pm: pretty_midi.PrettyMIDI) -> None:
     """Leave out every hi-hat (closed, pedal, open) and ride stroke: kick and snare alone.
 
@@ -147,6 +164,9 @@ def vary_playing(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator,
         ghost_notes(pm, rng)
         applied.append("ghosts")
     # Drawn last and only when asked for, so that the draws above stay those of older builds.
+    if p["cross_stick"] > 0 and rng.random() < p["cross_stick"]:
+        cross_stick_backbeat(pm)
+        applied.append("cross_stick")
     if p["no_hats"] > 0 and rng.random() < p["no_hats"]:
         drop_time_keeping(pm)
         applied.append("no_hats")
