@@ -2,8 +2,8 @@
 
 GMD's drummers play mostly closed hi-hat grooves. Real songs ride the ride cymbal in choruses (or,
 in punk and hard rock, the crash), open the hi-hat on off-beats, crash on the first beat of a
-section, scatter snare ghost notes, play the backbeat as a cross-stick (country, ballads), and leave the time-keeping cymbal out altogether (intros,
-breakdowns, 80s rock's kick and snare under a gated reverb).
+section, scatter snare ghost notes, play the backbeat as a cross-stick (country, ballads), and
+leave the time-keeping cymbal out altogether (intros, breakdowns, 80s rock's kick and snare).
 Each change is drawn at random per render and edits the MIDI itself, so audio and targets agree.
 """
 from __future__ import annotations
