@@ -11,13 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pretty_midi
 
+from .. import instruments
 from .gmd import midi_beat_grid
 
 CLOSED_HH = (22, 42)
-PEDAL_HH = 44
 OPEN_HH = 46
 RIDE = 51
-TIME_KEEPING = CLOSED_HH + (PEDAL_HH, 26, OPEN_HH, RIDE, 53, 59)
+# Every note that reads as a hi-hat (closed, pedal, open) or a ride, as the targets read them.
+TIME_KEEPING = instruments.HI_HAT.source_notes + instruments.OPEN_HI_HAT.source_notes + instruments.RIDE.source_notes
 CRASHES = (49, 57)
 KICK = 36
 SNARE = 38
@@ -97,7 +98,7 @@ def cross_stick_backbeat(pm: pretty_midi.PrettyMIDI) -> None:
     if len(beats) < 2:
         return
     for track in _drum_tracks(pm):
-        snares = [n for n in track.notes if n.pitch in (SNARE, 40)]
+        snares = [n for n in track.notes if n.pitch in instruments.SNARE.source_notes]
         if not snares:
             continue
         on_beat = _subdivision_index(np.array([n.start for n in snares]), beats, 4) == 0
