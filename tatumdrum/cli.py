@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .input_kind import STEM_PERCUSSIVENESS
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Tatum-level drum transcription: audio in, drum score out (MIDI, MusicXML, JSON).")
 
@@ -100,6 +102,21 @@ def _check_device(device: str) -> None:
         fail(f"--device {device}: no CUDA device is available here")
 
 
+def _sources(option: str, text: str) -> tuple[str, ...]:
+    src = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [s for s in src if s not in ("drums", "mix")]
+    if bad or not src:
+        fail(f"{option} {text}: choose drums, mix or both", 2)
+    return src
+
+
+def _check_input_kind(kind: str) -> None:
+    from .input_kind import INPUT_KINDS
+
+    if kind not in INPUT_KINDS:
+        fail(f"--input {kind}: choose {', '.join(INPUT_KINDS)}", 2)
+
+
 def _progress(quiet: bool = False) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -186,6 +203,8 @@ def transcribe(
                               "(the beat tracker's as they are), or N/4 to force a meter, e.g. 4/4."),
     downbeat_shift: int = typer.Option(0, "--downbeat-shift", help="Move every bar line this many beats later "
                                        "(negative: earlier)."),
+    input_kind: str = typer.Option("auto", "--input", help="auto: tell drum stems from mixes by their sound, "
+                                   "for a model with a stem model (the bundled one has); stem or mix: say which."),
     n_jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Songs transcribed at once (worker processes, "
                                "each loading the models once); for folders."),
     plot: bool = typer.Option(False, "--plot", help="Also write a PNG picture of each transcription beside its score."),
@@ -207,6 +226,7 @@ def transcribe(
             forced_meter = parse_meter(meter)
         except MeterError as exc:
             fail(str(exc), 2)
+    _check_input_kind(input_kind)
     for path in inputs:
         if not path.exists():
             fail(f"{path}: no such file or folder")
@@ -237,7 +257,7 @@ def transcribe(
     from .outputs import remove_partial_files
 
     settings = dict(model_path=model, tatums_per_beat=tatums_per_beat, threshold=threshold, meter=forced_meter,
-                    correct_bars=meter == "auto", downbeat_shift=downbeat_shift)
+                    correct_bars=meter == "auto", downbeat_shift=downbeat_shift, input_kind=input_kind)
     try:
         try:
             transcriber = Transcriber.load(**settings,
@@ -462,6 +482,8 @@ def train(
             fail(f"--init: {exc}", 2)
         if isinstance(start.net, TatumEnsemble):
             fail(f"--init {init}: an ensemble of {len(start.net.members)} networks; start from one of them", 2)
+        if start.stem_model is not None:
+            fail(f"--init {init}: holds a mix model and a stem model; start from one of them", 2)
     state = _train_with_progress(
         lambda report: run_training(cfg, report, resume=not fresh),
         lambda info: f"L_tran {info['loss']:.4f}  L_lang {info['lang']:.4f}",
@@ -514,6 +536,8 @@ def tune_thresholds(
     recordings: Optional[Path] = typer.Option(None, "--recordings", help="Annotated recordings (MDB Drums layout), "
                                               "transcribed with their annotated beats."),
     max_pieces: int = typer.Option(124, "--max-pieces", min=1, help="Rendered pieces used (first renders)."),
+    sources: str = typer.Option("drums,mix", "--sources", help="Which audio to tune on: drums, mix (a stem "
+                                "model on drums, the mix model on mix)."),
 ) -> None:
     """Choose each drum's onset threshold on validation data: the best mean F over the given sets."""
     from .thresholds import DELTAS, recorded_items, rendered_items, tune
@@ -521,19 +545,23 @@ def tune_thresholds(
 
     if out.resolve() == model_path.resolve():
         fail(f"--out {out}: write the tuned model to a new file")
+    src = _sources("--sources", sources)
     try:
         model = load_model(model_path)
     except (ModelFileError, FileNotFoundError) as exc:
         fail(str(exc))
+    if model.stem_model is not None:
+        fail(f"{model_path}: holds a mix model and a stem model; tune each on its own audio (--sources mix, "
+             "--sources drums) and join them with `tatumdrum route`")
     sets = {}
     if valid is not None:
         if not any(valid.glob("*.npz")):
             fail(f"--valid {valid}: no build-dataset pieces (.npz) here")
-        sets["rendered"] = lambda: rendered_items(model, valid, max_pieces)
+        sets["rendered"] = lambda: rendered_items(model, valid, max_pieces, src)
     if recordings is not None:
         if not recordings.is_dir():
             fail(f"--recordings {recordings}: not a folder")
-        sets["recordings"] = lambda: recorded_items(model, recordings)
+        sets["recordings"] = lambda: recorded_items(model, recordings, src)
     if not sets:
         fail("give --valid, --recordings or both")
     with console.status("scoring thresholds on the validation data"):
@@ -543,7 +571,8 @@ def tune_thresholds(
                             if group in s[delta])
         console.print(f"{group}: delta {delta:.2f} (mean F {100 * f:.1f}: {per_set})", highlight=False)
     model.class_thresholds = thresholds
-    model.info = {**model.info, "class_thresholds_from": sorted(sets), "deltas_tried": list(DELTAS)}
+    model.info = {**model.info, "class_thresholds_from": sorted(sets), "class_thresholds_sources": list(src),
+                  "deltas_tried": list(DELTAS)}
     model.save(out)
     console.print(f"thresholds {dict(zip((i.abbrev for i in model.instruments), thresholds))} written to {out}",
                   highlight=False)
@@ -572,6 +601,28 @@ def ensemble_cmd(
                   highlight=False)
 
 
+@app.command("route")
+def route_cmd(
+    mix: Path = typer.Argument(..., help="The model for mixes, and for every file that is not a drum stem."),
+    stem: Path = typer.Option(..., "--stem", help="The model for drum stems."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where the joined model is written."),
+    percussiveness: float = typer.Option(STEM_PERCUSSIVENESS, "--percussiveness", min=0.0,
+                                         help="From this percussiveness (tatumdrum/input_kind.py) a file is a drum stem."),
+) -> None:
+    """Join a mix model and a stem model in one file; each file is heard by the one its sound calls for."""
+    from .weights import ModelFileError, load_model, with_stem_model
+
+    if any(out.resolve() == m.resolve() for m in (mix, stem)):
+        fail(f"--out {out}: write the joined model to a new file")
+    try:
+        model = with_stem_model(load_model(mix), load_model(stem), (mix.name, stem.name), percussiveness)
+    except ModelFileError as exc:
+        fail(str(exc))
+    model.save(out)
+    console.print(f"{out}: {mix.name} for mixes, {stem.name} for drum stems (percussiveness >= {percussiveness})",
+                  highlight=False)
+
+
 @app.command()
 def evaluate(
     annotations: Path = typer.Argument(..., help="MDB-style track folders, or rendered pieces with --keep-audio audio."),
@@ -587,6 +638,8 @@ def evaluate(
     transcriptions: Optional[Path] = typer.Option(None, "--transcriptions",
                                                   help="Score existing transcriptions (<track>.mid or .json) instead of a model."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the tables (Markdown) here."),
+    input_kind: str = typer.Option("auto", "--input", help="auto, stem or mix: which of a model's two models "
+                                   "hears the audio (as in transcribe)."),
 ) -> None:
     """Score models against annotations: P/R/F at 50 ms per instrument and summed (Table II)."""
     from .beats import BeatTracker
@@ -603,7 +656,8 @@ def evaluate(
             return
     except FileNotFoundError as exc:
         fail(str(exc))
-    src = tuple(s.strip() for s in sources.split(",") if s.strip())
+    _check_input_kind(input_kind)
+    src = _sources("--sources", sources)
     cond = tuple(s.strip() for s in beats.split(",") if s.strip())
     model_paths: list[Optional[Path]] = list(models) if models else [None]
     tracker = BeatTracker()
@@ -619,7 +673,7 @@ def evaluate(
 
         for path in model_paths:
             try:
-                transcriber = Transcriber.load(path, threshold=threshold, beat_tracker=tracker,
+                transcriber = Transcriber.load(path, threshold=threshold, beat_tracker=tracker, input_kind=input_kind,
                                                separator=_load_separator(separation, separator_model, None))
             except ModelFileError as exc:
                 fail(str(exc))

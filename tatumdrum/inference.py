@@ -71,7 +71,9 @@ def decode(model: TrainedModel, frames: torch.Tensor, tatum_times: np.ndarray
 
 def tatum_outputs(model: TrainedModel, mel: np.ndarray, tatum_times: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray | None]:
-    """phi (K, M) and velocities (or None) for a whole song: `encode`, then `decode`."""
+    """phi (K, M) and velocities (or None) for a whole song: `encode`, then `decode`, by the model that hears
+    this kind of audio (`TrainedModel.for_input`)."""
+    model = model.for_input(mel)[0]
     return decode(model, encode(model, mel), tatum_times)
 
 
@@ -98,6 +100,8 @@ class Transcriber:
     correct_bars: bool = True
     downbeat_shift: int = 0
     metrical_model: MetricalModel | None = field(default_factory=lambda: load_metrical_model())
+    # Which of a model's two models hears the audio: auto (input_kind.py decides per file), stem or mix.
+    input_kind: str = "auto"
 
     @classmethod
     def load(cls, model_path: Path | str | None = None, **kwargs) -> "Transcriber":
@@ -118,40 +122,47 @@ class Transcriber:
             # The spectrogram and the encoder need no beats: they run beside the beat tracker, on the
             # other core (numpy, scipy's FFT, torch and onnxruntime all work outside the GIL).
             with ThreadPoolExecutor(1) as pool:
-                encoded = pool.submit(lambda: encode(self.model, log_mel(drums)))
+                encoded = pool.submit(self._encode, drums)
                 stage("beats")
                 # Beats come from the mixture: bass and harmony carry the pulse as much as the drums do.
                 beats = self.beat_tracker(audio)
                 stage("crnn")
-                frames = encoded.result()
+                model, kind, frames = encoded.result()
         else:
             # Given beats (annotations) rarely span the whole file; extend them as tracked ones are.
             beats = extend_beats(beats, len(audio) / MEL.sample_rate)
             stage("features")
-            mel = log_mel(drums)
-            stage("crnn")
-            frames = encode(self.model, mel)
+            model, kind, frames = self._encode(drums)
         score = DrumScore(beats, self.tatums_per_beat,
-                          np.zeros((len(self.model.instruments), len(beats.times) * self.tatums_per_beat), bool),
-                          self.model.instruments)
-        phi, velocity = decode(self.model, frames, score.tatum_times)
+                          np.zeros((len(model.instruments), len(beats.times) * self.tatums_per_beat), bool),
+                          model.instruments)
+        phi, velocity = decode(model, frames, score.tatum_times)
         # The grid overhangs the audio at both ends; nothing is played where there is no sound.
         # (Half a frame of slack: a tatum at -1e-17 s is a tatum at zero.)
         slack = 0.5 / MEL.fps
         outside = (score.tatum_times < -slack) | (score.tatum_times >= len(audio) / MEL.sample_rate)
         phi[:, outside] = 0.0
-        deltas = self.model.thresholds() if self.threshold is None else np.full(len(phi), self.threshold, np.float32)
+        deltas = model.thresholds() if self.threshold is None else np.full(len(phi), self.threshold, np.float32)
         threshold: float | dict[str, float] = round(float(deltas[0]), 4)
         if np.any(deltas != deltas[0]):
-            threshold = {inst.abbrev: round(float(d), 4) for inst, d in zip(self.model.instruments, deltas)}
+            threshold = {inst.abbrev: round(float(d), 4) for inst, d in zip(model.instruments, deltas)}
         meta = {"model": self.model.info.get("name", "custom"), "threshold": threshold,
                 "separation": None if self.separator is None else getattr(self.separator, "source", "open-unmix"),
                 "duration": round(len(audio) / MEL.sample_rate, 6), "beats": "given" if given else "tracked"}
-        score = DrumScore(beats, self.tatums_per_beat, phi >= deltas[:, None], self.model.instruments, phi, velocity,
+        if kind is not None:
+            meta["input"] = kind
+        score = DrumScore(beats, self.tatums_per_beat, phi >= deltas[:, None], model.instruments, phi, velocity,
                           meta)
         score = choose_bars(score, self.metrical_model, self.meter, self.correct_bars and not given,
                             self.downbeat_shift)
         return score, drums
+
+    def _encode(self, drums: np.ndarray) -> tuple[TrainedModel, str | None, torch.Tensor]:
+        """The log-mel, the model that hears it (a stem model for drum stems, where the file has one) and its
+        encoder's frames."""
+        mel = log_mel(drums)
+        model, kind = self.model.for_input(mel, self.input_kind)
+        return model, kind, encode(model, mel)
 
     def transcribe(self, path: Path, beats: BeatGrid | None = None, stage: StageFn | None = None) -> DrumScore:
         (stage or (lambda name: None))("decoding")

@@ -34,6 +34,8 @@ def score_to_dict(score: DrumScore) -> dict[str, Any]:
         "separation": score.meta.get("separation"),
         "duration": score.meta.get("duration"),
         "beat_source": score.meta.get("beats"),
+        # "stem" or "mix": which of the model's two models heard the audio (None: it has one).
+        "input": score.meta.get("input"),
         "tempo_bpm": round(60.0 / float(np.median(intervals)), 3),
         "bars": [{"start": round(float(score.beats.times[a]), 6), "beats": int(b - a)} for a, b in bars],
         "tatums_per_beat": score.tatums_per_beat,

@@ -48,7 +48,7 @@ def rendered_items(model: TrainedModel, folder: Path, max_pieces: int | None = N
             yield Item(phi, piece.tatum_times, piece.onset_times, tuple(i.abbrev for i in piece.instruments))
 
 
-def recorded_items(model: TrainedModel, root: Path) -> Iterable[Item]:
+def recorded_items(model: TrainedModel, root: Path, sources: tuple[str, ...] = ("drums", "mix")) -> Iterable[Item]:
     """Items from annotated recordings (MDB Drums layout), transcribed with their annotated beats."""
     from .evaluation import find_tracks
     from .features import load_audio
@@ -56,7 +56,9 @@ def recorded_items(model: TrainedModel, root: Path) -> Iterable[Item]:
 
     transcriber = Transcriber(model, correct_bars=False)
     for track in find_tracks(Path(root)):
-        for path in track.audio.values():
+        for source, path in track.audio.items():
+            if source not in sources:
+                continue
             score, _ = transcriber.transcribe_audio(load_audio(path), track.beats)
             yield Item(score.probabilities, score.tatum_times, track.reference, track.classes)
 

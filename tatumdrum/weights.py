@@ -1,7 +1,7 @@
 """Saving and finding trained transcription models; the default one ships inside the package."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -15,6 +15,8 @@ DEFAULT_MODEL = "crnn.pt"
 FORMAT = "tatumdrum-model-1"
 # A file of several networks; its own name, so that a version without ensembles refuses it cleanly.
 ENSEMBLE_FORMAT = "tatumdrum-ensemble-1"
+# A model with a second model for drum stems (`TrainedModel.stem_model`).
+ROUTED_FORMAT = "tatumdrum-routed-1"
 
 
 class ModelFileError(ValueError):
@@ -33,6 +35,20 @@ class TrainedModel:
     # One delta per instrument, chosen on validation data (`tatumdrum tune-thresholds`); None: `threshold`
     # for every instrument (v1 and the first v2 files).
     class_thresholds: tuple[float, ...] | None = None
+    # A second model for drum stems, and the percussiveness (input_kind.py) from which a file counts as one;
+    # None: this model hears every file.
+    stem_model: "TrainedModel | None" = None
+    stem_percussiveness: float | None = None
+
+    def for_input(self, mel: np.ndarray, kind: str = "auto") -> tuple["TrainedModel", str | None]:
+        """The model that hears this log-mel spectrogram, and the input kind it was picked for (None: one model)."""
+        from .input_kind import input_kind
+
+        if self.stem_model is None:
+            return self, None
+        if kind == "auto":
+            kind = input_kind(mel, self.stem_percussiveness)
+        return (self.stem_model if kind == "stem" else self), kind
 
     def thresholds(self) -> np.ndarray:
         """delta per instrument, (K,)."""
@@ -44,16 +60,23 @@ class TrainedModel:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self._blob(), tmp)
+        tmp.replace(path)
+
+    def _blob(self) -> dict:
         if isinstance(self.net, TatumEnsemble):
             networks = {"format": ENSEMBLE_FORMAT,
                         "members": [{"config": m.cfg.to_dict(), "state_dict": _on_cpu(m)} for m in self.net.members]}
         else:
             networks = {"format": FORMAT, "config": self.net.cfg.to_dict(), "state_dict": _on_cpu(self.net)}
-        torch.save({**networks, "kind": self.kind, "instruments": [i.abbrev for i in self.instruments],
-                    "threshold": self.threshold, "info": self.info,
-                    "class_thresholds": None if self.class_thresholds is None else list(self.class_thresholds)},
-                   tmp)
-        tmp.replace(path)
+        blob = {**networks, "kind": self.kind, "instruments": [i.abbrev for i in self.instruments],
+                "threshold": self.threshold, "info": self.info,
+                "class_thresholds": None if self.class_thresholds is None else list(self.class_thresholds)}
+        if self.stem_model is not None:
+            # Its own format name, so that a version without stem models refuses the file cleanly.
+            blob.update(format=ROUTED_FORMAT, networks_format=blob["format"], stem=self.stem_model._blob(),
+                        stem_percussiveness=self.stem_percussiveness)
+        return blob
 
 
 def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
@@ -76,8 +99,16 @@ def load_model(path: Path | None = None) -> TrainedModel:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelFileError(f"{path}: not a readable model file ({type(exc).__name__})") from None
-    if not isinstance(blob, dict) or blob.get("format") not in (FORMAT, ENSEMBLE_FORMAT):
+    if not isinstance(blob, dict) or blob.get("format") not in (FORMAT, ENSEMBLE_FORMAT, ROUTED_FORMAT):
         raise ModelFileError(f"{path}: not a tatumdrum transcription model")
+    return _from_blob(blob, path)
+
+
+def _from_blob(blob: dict, path: Path) -> TrainedModel:
+    stem = None
+    if blob["format"] == ROUTED_FORMAT:
+        stem = _from_blob(blob["stem"], path)
+        blob = {**blob, "format": blob["networks_format"]}
     if blob["format"] == ENSEMBLE_FORMAT:
         net = TatumEnsemble([_network("tatum", m["config"], m["state_dict"]) for m in blob["members"]])
     else:
@@ -88,7 +119,8 @@ def load_model(path: Path | None = None) -> TrainedModel:
     if per_class is not None and len(per_class) != len(instruments):
         raise ModelFileError(f"{path}: {len(per_class)} class thresholds for {len(instruments)} instruments")
     return TrainedModel(net, blob["kind"], instruments, float(blob["threshold"]), blob.get("info", {}),
-                        None if per_class is None else tuple(float(t) for t in per_class))
+                        None if per_class is None else tuple(float(t) for t in per_class), stem,
+                        None if stem is None else float(blob["stem_percussiveness"]))
 
 
 def _on_cpu(net: torch.nn.Module) -> dict:
@@ -113,6 +145,8 @@ def ensemble(models: list[TrainedModel], names: list[str]) -> TrainedModel:
     for model, name in zip(models, names):
         if model.kind != "tatum":
             raise ModelFileError(f"{name}: a frame-level model; only tatum models can be averaged")
+        if model.stem_model is not None:
+            raise ModelFileError(f"{name}: holds a mix model and a stem model; average models before joining them")
         if model.instruments != models[0].instruments:
             raise ModelFileError(f"{name}: drums {'/'.join(i.abbrev for i in model.instruments)}, not "
                                  f"{'/'.join(i.abbrev for i in models[0].instruments)} as in {names[0]}")
@@ -122,3 +156,21 @@ def ensemble(models: list[TrainedModel], names: list[str]) -> TrainedModel:
                         float(np.mean([m.threshold for m in models])),
                         {"members": [{"name": n, **m.info} for n, m in zip(names, models)]},
                         tuple(round(float(d), 4) for d in deltas))
+
+
+def with_stem_model(mix: TrainedModel, stem: TrainedModel, names: tuple[str, str],
+                    percussiveness: float) -> TrainedModel:
+    """`mix` for every file, but `stem` for the files that sound like a drum stem (input_kind.py).
+
+    Both keep their own thresholds, so tune each on its own kind of audio first
+    (`tatumdrum tune-thresholds --sources drums` / `--sources mix`).
+    """
+    for model, name in zip((mix, stem), names):
+        if model.stem_model is not None:
+            raise ModelFileError(f"{name}: already holds a stem model")
+    if stem.instruments != mix.instruments:
+        raise ModelFileError(f"{names[1]}: drums {'/'.join(i.abbrev for i in stem.instruments)}, not "
+                             f"{'/'.join(i.abbrev for i in mix.instruments)} as in {names[0]}")
+    info = {**mix.info, "mix_model": names[0], "stem_model": names[1]}
+    return replace(mix, info=info, stem_model=replace(stem, info={**stem.info, "name": names[1]}),
+                   stem_percussiveness=float(percussiveness))
