@@ -648,6 +648,8 @@ def evaluate(
     from .inference import Transcriber
     from .weights import ModelFileError
 
+    _check_input_kind(input_kind)
+    src = _sources("--sources", sources)
     try:
         tracks = find_tracks(annotations)[:max_tracks]
         if transcriptions is not None:
@@ -656,8 +658,6 @@ def evaluate(
             return
     except FileNotFoundError as exc:
         fail(str(exc))
-    _check_input_kind(input_kind)
-    src = _sources("--sources", sources)
     cond = tuple(s.strip() for s in beats.split(",") if s.strip())
     model_paths: list[Optional[Path]] = list(models) if models else [None]
     tracker = BeatTracker()

@@ -114,6 +114,8 @@ def test_bad_joins_and_options_end_in_one_line(joined, tmp_path):
     one_line(run("tune-thresholds", str(MIX), "-o", str(out), "--sources", "band"), "--sources")
     one_line(run("ensemble", str(joined), str(MIX), "-o", str(out)), joined.name)
     one_line(run("transcribe", str(CLIP), "-o", str(tmp_path / "x.mid"), "--input", "drums"), "--input")
+    one_line(run("evaluate", str(tmp_path), "--input", "drums"), "--input")
+    one_line(run("evaluate", str(tmp_path), "--sources", "stems"), "--sources")
     assert not out.exists() and not (tmp_path / "x.mid").exists()
     with pytest.raises(ModelFileError):
         with_stem_model(load_model(joined), load_model(STEM), ("joined", "stem"), 0.1)
