@@ -38,7 +38,7 @@ def audio() -> dict[str, np.ndarray]:
     groove = load_audio(CLIP)
     grid = midi_beat_grid(pretty_midi.PrettyMIDI(str(CLIP.with_suffix(".mid"))))
     band = random_accompaniment(grid.times, grid.positions, len(groove) / MEL.sample_rate,
-                                np.random.default_rng(1), soundfont="FluidR3_GM").audio[:len(groove)]
+                                np.random.default_rng(1), soundfont="TimGM6mb").audio[:len(groove)]
     band = effects.gain(band, effects.rms_db(groove) + 6.0 - effects.rms_db(band))
     return {"stem": groove, "mix": effects.normalize_peak(groove + band, -1.0)}
 
