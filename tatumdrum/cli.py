@@ -203,8 +203,8 @@ def transcribe(
                               "(the beat tracker's as they are), or N/4 to force a meter, e.g. 4/4."),
     downbeat_shift: int = typer.Option(0, "--downbeat-shift", help="Move every bar line this many beats later "
                                        "(negative: earlier)."),
-    input_kind: str = typer.Option("auto", "--input", help="auto: tell drum stems from mixes by their sound, "
-                                   "for a model with a stem model (the bundled one has); stem or mix: say which."),
+    input_kind: str = typer.Option("auto", "--input", help="For a model file with a stem model (`tatumdrum route`): "
+                                   "auto tells drum stems from mixes by their sound; stem or mix says which."),
     n_jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Songs transcribed at once (worker processes, "
                                "each loading the models once); for folders."),
     plot: bool = typer.Option(False, "--plot", help="Also write a PNG picture of each transcription beside its score."),

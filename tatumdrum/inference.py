@@ -122,7 +122,7 @@ class Transcriber:
             # The spectrogram and the encoder need no beats: they run beside the beat tracker, on the
             # other core (numpy, scipy's FFT, torch and onnxruntime all work outside the GIL).
             with ThreadPoolExecutor(1) as pool:
-                encoded = pool.submit(self._encode, drums)
+                encoded = pool.submit(lambda: self._encode(log_mel(drums)))
                 stage("beats")
                 # Beats come from the mixture: bass and harmony carry the pulse as much as the drums do.
                 beats = self.beat_tracker(audio)
@@ -132,7 +132,9 @@ class Transcriber:
             # Given beats (annotations) rarely span the whole file; extend them as tracked ones are.
             beats = extend_beats(beats, len(audio) / MEL.sample_rate)
             stage("features")
-            model, kind, frames = self._encode(drums)
+            mel = log_mel(drums)
+            stage("crnn")
+            model, kind, frames = self._encode(mel)
         score = DrumScore(beats, self.tatums_per_beat,
                           np.zeros((len(model.instruments), len(beats.times) * self.tatums_per_beat), bool),
                           model.instruments)
@@ -157,10 +159,9 @@ class Transcriber:
                             self.downbeat_shift)
         return score, drums
 
-    def _encode(self, drums: np.ndarray) -> tuple[TrainedModel, str | None, torch.Tensor]:
-        """The log-mel, the model that hears it (a stem model for drum stems, where the file has one) and its
-        encoder's frames."""
-        mel = log_mel(drums)
+    def _encode(self, mel: np.ndarray) -> tuple[TrainedModel, str | None, torch.Tensor]:
+        """The model that hears this log-mel (a stem model for drum stems, where the file has one), the input
+        kind it was picked for, and its encoder's frames."""
         model, kind = self.model.for_input(mel, self.input_kind)
         return model, kind, encode(model, mel)
 
