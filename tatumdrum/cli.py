@@ -102,6 +102,12 @@ def _check_device(device: str) -> None:
         fail(f"--device {device}: no CUDA device is available here")
 
 
+def _check_new_output(out: Path, inputs: list[Path], what: str) -> None:
+    """A model command never overwrites the model file it reads."""
+    if any(out.resolve() == p.resolve() for p in inputs):
+        fail(f"--out {out}: write {what} to a new file")
+
+
 def _sources(option: str, text: str) -> tuple[str, ...]:
     src = tuple(s.strip() for s in text.split(",") if s.strip())
     bad = [s for s in src if s not in ("drums", "mix")]
@@ -543,8 +549,7 @@ def tune_thresholds(
     from .thresholds import DELTAS, recorded_items, rendered_items, tune
     from .weights import ModelFileError, load_model
 
-    if out.resolve() == model_path.resolve():
-        fail(f"--out {out}: write the tuned model to a new file")
+    _check_new_output(out, [model_path], "the tuned model")
     src = _sources("--sources", sources)
     try:
         model = load_model(model_path)
@@ -588,8 +593,7 @@ def ensemble_cmd(
 
     if len(models) < 2:
         fail("give two or more model files to average")
-    if any(out.resolve() == m.resolve() for m in models):
-        fail(f"--out {out}: write the ensemble to a new file")
+    _check_new_output(out, models, "the ensemble")
     try:
         model = ensemble([load_model(m) for m in models], [m.name for m in models])
     except ModelFileError as exc:
@@ -612,8 +616,7 @@ def route_cmd(
     """Join a mix model and a stem model in one file; each file is heard by the one its sound calls for."""
     from .weights import ModelFileError, load_model, with_stem_model
 
-    if any(out.resolve() == m.resolve() for m in (mix, stem)):
-        fail(f"--out {out}: write the joined model to a new file")
+    _check_new_output(out, [mix, stem], "the joined model")
     try:
         model = with_stem_model(load_model(mix), load_model(stem), (mix.name, stem.name), percussiveness)
     except ModelFileError as exc:

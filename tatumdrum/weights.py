@@ -134,6 +134,13 @@ def _network(kind: str, config: dict, state_dict: dict) -> TatumCRNN | FrameCRNN
     return net
 
 
+def _check_same_drums(model: TrainedModel, name: str, reference: TrainedModel, reference_name: str) -> None:
+    """Models combined in one file must output the same drums in the same order."""
+    if model.instruments != reference.instruments:
+        raise ModelFileError(f"{name}: drums {'/'.join(i.abbrev for i in model.instruments)}, not "
+                             f"{'/'.join(i.abbrev for i in reference.instruments)} as in {reference_name}")
+
+
 def ensemble(models: list[TrainedModel], names: list[str]) -> TrainedModel:
     """One model that averages the phi of `models` (tatum models with the same drum classes).
 
@@ -147,9 +154,7 @@ def ensemble(models: list[TrainedModel], names: list[str]) -> TrainedModel:
             raise ModelFileError(f"{name}: a frame-level model; only tatum models can be averaged")
         if model.stem_model is not None:
             raise ModelFileError(f"{name}: holds a mix model and a stem model; average models before joining them")
-        if model.instruments != models[0].instruments:
-            raise ModelFileError(f"{name}: drums {'/'.join(i.abbrev for i in model.instruments)}, not "
-                                 f"{'/'.join(i.abbrev for i in models[0].instruments)} as in {names[0]}")
+        _check_same_drums(model, name, models[0], names[0])
         members += list(model.net.members) if isinstance(model.net, TatumEnsemble) else [model.net]
     deltas = np.mean([m.thresholds() for m in models], axis=0)
     return TrainedModel(TatumEnsemble(members), "tatum", models[0].instruments,
@@ -168,9 +173,7 @@ def with_stem_model(mix: TrainedModel, stem: TrainedModel, names: tuple[str, str
     for model, name in zip((mix, stem), names):
         if model.stem_model is not None:
             raise ModelFileError(f"{name}: already holds a stem model")
-    if stem.instruments != mix.instruments:
-        raise ModelFileError(f"{names[1]}: drums {'/'.join(i.abbrev for i in stem.instruments)}, not "
-                             f"{'/'.join(i.abbrev for i in mix.instruments)} as in {names[0]}")
+    _check_same_drums(stem, names[1], mix, names[0])
     info = {**mix.info, "mix_model": names[0], "stem_model": names[1]}
     return replace(mix, info=info, stem_model=replace(stem, info={**stem.info, "name": names[1]}),
                    stem_percussiveness=float(percussiveness))
