@@ -15,7 +15,7 @@ import torch
 from tatumdrum.data.gmd import drum_hits, quantize_onsets
 from tatumdrum.data.multimic import load_multimic_kit, render_multimic
 from tatumdrum.data.playing import (cross_stick_backbeat, drop_time_keeping, ghost_notes, open_hihats, ride_for_hihat, section_crashes,
-                                    vary_playing)
+                                    sparse_hihats, vary_playing)
 from tatumdrum.data.sampled import load_sampled_instruments, parse_sample_name, render_sampled
 from tatumdrum.data.synth import GROUPS, multimic_kits, render_drums
 from tatumdrum.dataset import remix_mel
@@ -229,7 +229,7 @@ def test_playing_variations_edit_the_midi_that_becomes_targets():
     for seed in range(60):
         drawn.update(vary_playing(_groove(), np.random.default_rng(seed)))
     assert {"ride", "crash_ride", "open_hh", "crashes", "ghosts"} <= drawn
-    assert not {"no_hats", "cross_stick"} & drawn  # off unless a build asks for them
+    assert not {"no_hats", "cross_stick", "sparse_hats"} & drawn  # off unless a build asks for them
     pm = _groove()
     pm.instruments[0].notes.append(pretty_midi.Note(30, 38, 1.375, 1.4))  # a ghost note between beats
     cross_stick_backbeat(pm)
@@ -243,6 +243,23 @@ def test_playing_variations_edit_the_midi_that_becomes_targets():
     assert sorted({n.pitch for n in pm.instruments[0].notes}) == [36, 38]
     hat_row = [i.abbrev for i in SEVEN_CLASSES].index("HH")
     assert not drum_hits(pm, SEVEN_CLASSES)[hat_row][0].size  # no hi-hat target either
+    kept = set()
+    for seed in range(8):
+        pm = _groove()
+        for n in pm.instruments[0].notes[:4]:
+            n.start += 0.012 if n.pitch == 42 and n.start > 0 else 0.0  # human timing, a little late
+        pm.instruments[0].notes[8].start -= 0.015  # the hat on beat 3 (1.0 s), a little early
+        assert "sparse_hats" in vary_playing(pm, np.random.default_rng(seed), {"sparse_hats": 1.0, "ride": 0.0,
+                                                                              "crash_ride": 0.0, "open_hh": 0.0,
+                                                                              "crashes": 0.0, "ghosts": 0.0})
+        hats = sorted(round(n.start * 2) / 2 for n in pm.instruments[0].notes if n.pitch == 42)
+        kept.add(tuple(hats))
+        assert sorted(n.pitch for n in pm.instruments[0].notes if n.pitch != 42) == [36] * 4 + [38] * 4
+    # Quarter-note hats (every beat) and hats on every other beat, none on the 8ths between.
+    assert kept == {tuple(np.arange(0, 8, 0.5)), tuple(np.arange(0, 8, 1.0))}
+    pm = _groove()
+    sparse_hihats(pm, np.random.default_rng(0))
+    assert not any(n.pitch == 42 and (n.start / 0.5) % 1 for n in pm.instruments[0].notes)
     pm = _groove()
     open_hihats(pm, np.random.default_rng(0))
     opened = [n.start for n in pm.instruments[0].notes if n.pitch == 46]

@@ -27,7 +27,7 @@ SIDE_STICK = 37
 # Probability of each variation per render. "cross_stick" and "no_hats" are off unless a build asks
 # for them (build-dataset --variation NAME=P), so that the builds made before them stay reproducible.
 VARIATION_PROBABILITY = {"ride": 0.2, "crash_ride": 0.1, "open_hh": 0.3, "crashes": 0.4, "ghosts": 0.3,
-                         "cross_stick": 0.0, "no_hats": 0.0}
+                         "cross_stick": 0.0, "no_hats": 0.0, "sparse_hats": 0.0}
 
 
 def _drum_tracks(pm: pretty_midi.PrettyMIDI) -> list[pretty_midi.Instrument]:
@@ -117,6 +117,32 @@ def drop_time_keeping(pm: pretty_midi.PrettyMIDI) -> None:
         track.notes = [n for n in track.notes if n.pitch not in TIME_KEEPING]
 
 
+def sparse_hihats(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> None:
+    """Keep the hi-hat (closed, pedal, open) on every beat, or on every other beat, and drop its strokes
+    in between: quarter-note hats, or hats with the kick on 1 and 3 only.
+
+    All or none of a groove's hats (no_hats) still lets a model learn that a groove with hats has one
+    on every 8th; then it writes a hi-hat on an off-beat kick, or under a cross-stick backbeat, where
+    a drummer who keeps time in quarters has none.
+    """
+    beats = midi_beat_grid(pm).times
+    if len(beats) < 2:
+        return
+    every = int(rng.choice([1, 2]))
+    hat_notes = instruments.HI_HAT.source_notes + instruments.OPEN_HI_HAT.source_notes
+    for track in _drum_tracks(pm):
+        hats = [n for n in track.notes if n.pitch in hat_notes]
+        if not hats:
+            continue
+        times = np.array([n.start for n in hats])
+        on_beat = _subdivision_index(times, beats, 4) == 0
+        # The beat each stroke sits on, rounding a stroke just before its beat up to it.
+        beat = np.clip(np.searchsorted(beats, times + 0.125 * np.median(np.diff(beats)), side="right") - 1,
+                       0, len(beats) - 1)
+        keep = {id(n) for n, b, ok in zip(hats, beat, on_beat) if ok and b % every == 0}
+        track.notes = [n for n in track.notes if n.pitch not in hat_notes or id(n) in keep]
+
+
 def ghost_notes(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator, rate: float | None = None) -> None:
     """Quiet snare strokes on free 16ths, as funk and rock drummers fill the gaps of a groove."""
     tracks = _drum_tracks(pm)
@@ -171,4 +197,7 @@ def vary_playing(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator,
     if p["no_hats"] > 0 and rng.random() < p["no_hats"]:
         drop_time_keeping(pm)
         applied.append("no_hats")
+    elif p["sparse_hats"] > 0 and rng.random() < p["sparse_hats"]:
+        sparse_hihats(pm, rng)
+        applied.append("sparse_hats")
     return applied
