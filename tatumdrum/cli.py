@@ -643,11 +643,13 @@ def evaluate(
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the tables (Markdown) here."),
     input_kind: str = typer.Option("auto", "--input", help="auto, stem or mix: which of a model's two models "
                                    "hears the audio (as in transcribe)."),
+    per_track: bool = typer.Option(False, "--per-track", help="Also a table per model with each track's F, false "
+                                   "positives and misses per instrument."),
 ) -> None:
     """Score models against annotations: P/R/F at 50 ms per instrument and summed (Table II)."""
     from .beats import BeatTracker
-    from .evaluation import (evaluate as run_evaluation, evaluate_transcriptions, find_tracks, table2_markdown,
-                             table_markdown)
+    from .evaluation import (evaluate as run_evaluation, evaluate_transcriptions, find_tracks, per_track_markdown,
+                             table2_markdown, table_markdown)
     from .inference import Transcriber
     from .weights import ModelFileError
 
@@ -656,8 +658,11 @@ def evaluate(
     try:
         tracks = find_tracks(annotations)[:max_tracks]
         if transcriptions is not None:
-            counts = evaluate_transcriptions(transcriptions, tracks)
+            by_track: dict = {}
+            counts = evaluate_transcriptions(transcriptions, tracks, by_track)
             print(table_markdown({("transcriptions", "-"): counts}, f"{transcriptions} against {annotations}"))
+            if per_track:
+                print("\n" + per_track_markdown(by_track, f"{transcriptions}, per track"))
             return
     except FileNotFoundError as exc:
         fail(str(exc))
@@ -681,8 +686,11 @@ def evaluate(
             except ModelFileError as exc:
                 fail(str(exc))
             name = path.stem if path else "bundled"
-            results[name] = run_evaluation(transcriber, tracks, src, cond, step, beat_cache)
+            by_track: dict = {}
+            results[name] = run_evaluation(transcriber, tracks, src, cond, step, beat_cache, by_track)
             texts.append(table_markdown(results[name], f"{name} on {annotations} ({len(tracks)} tracks)"))
+            if per_track:
+                texts.append(per_track_markdown(by_track, f"{name}, per track"))
     if len(results) > 1:
         texts += [table2_markdown(results, s, f"Table II, {s} audio: {annotations} ({len(tracks)} tracks)") for s in src]
     text = "\n\n".join(texts)

@@ -101,11 +101,13 @@ Table = dict[tuple[str, str], dict[str, OnsetCounts]]  # (source, beats) -> inst
 def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, ...] = ("drums", "mix"),
              conditions: tuple[str, ...] = BEAT_CONDITIONS,
              on_track: Callable[[str], None] | None = None,
-             beat_cache: dict[tuple[str, str], BeatGrid] | None = None) -> Table:
+             beat_cache: dict[tuple[str, str], BeatGrid] | None = None,
+             per_track: dict[tuple[str, str, str], dict[str, OnsetCounts]] | None = None) -> Table:
     """Transcribe every track from every source under every beat condition and add up the counts.
 
     Estimated beats go into `beat_cache` (keyed by track and source) so that comparing several
-    models tracks each recording once.
+    models tracks each recording once. `per_track`, if given, receives each track's own counts,
+    keyed by (track, source, condition).
     """
     table: Table = {}
     beat_cache = {} if beat_cache is None else beat_cache
@@ -126,6 +128,8 @@ def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, 
                     beats = beat_cache[key]
                 score, _ = transcriber.transcribe_audio(audio, beats)
                 counts = score_onsets(track.reference, fold_to(score.onset_times(), track.classes))
+                if per_track is not None:
+                    per_track[(track.name, source, condition)] = counts
                 cell = table.setdefault((source, condition), {})
                 for name, c in counts.items():
                     cell[name] = cell.get(name, OnsetCounts()) + c
@@ -143,6 +147,28 @@ def table_markdown(table: Table, title: str = "") -> str:
         row = [f"{100 * cell[n].f_measure:.1f} ({100 * cell[n].precision:.1f}/{100 * cell[n].recall:.1f})"
                if n in cell else "-" for n in names]
         lines.append(f"| {source} | {condition} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def per_track_markdown(per_track: dict[tuple[str, str, str], dict[str, OnsetCounts]], title: str = "") -> str:
+    """One row per track, audio and beats: F per group, then the false positives and misses of each group,
+    so that a summed score can be traced to the tracks and instruments that cost it."""
+    present = {n for cell in per_track.values() for n in cell}
+    names = [n for n in ("all", "BD", "SD", "SS", "HH", "TT", "CY") if n in present]
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| track | audio | beats | " + " | ".join(f"{n} F" for n in names) + " | false positives | misses |",
+              "|---|---|---|" + "---|" * (len(names) + 2)]
+
+    def errors(cell: dict[str, OnsetCounts], wrong: Callable[[OnsetCounts], int]) -> str:
+        found = [f"{n} {wrong(cell[n])}" for n in names[1:] if n in cell and wrong(cell[n])]
+        return ", ".join(found) or "-"
+
+    for (track, source, condition), cell in sorted(per_track.items()):
+        row = [f"{100 * cell[n].f_measure:.1f}" if n in cell and (cell[n].reference or cell[n].estimated) else "-"
+               for n in names]
+        lines.append(f"| {track} | {source} | {condition} | " + " | ".join(row) + " | "
+                     + errors(cell, lambda c: c.estimated - c.correct) + " | "
+                     + errors(cell, lambda c: c.reference - c.correct) + " |")
     return "\n".join(lines)
 
 
@@ -171,14 +197,20 @@ def read_transcription(path: Path) -> dict[str, np.ndarray]:
     return read_midi_onsets(path, ALL_INSTRUMENTS)
 
 
-def evaluate_transcriptions(folder: Path, tracks: list[Track]) -> dict[str, OnsetCounts]:
-    """Score existing transcriptions named after the tracks (`<track>.mid` or `<track>.json`)."""
+def evaluate_transcriptions(folder: Path, tracks: list[Track],
+                            per_track: dict[tuple[str, str, str], dict[str, OnsetCounts]] | None = None,
+                            ) -> dict[str, OnsetCounts]:
+    """Score existing transcriptions named after the tracks (`<track>.mid` or `<track>.json`); `per_track`
+    as in `evaluate`, keyed (track, "transcription", "-")."""
     total: dict[str, OnsetCounts] = {}
     for track in tracks:
         found = [p for p in (folder / f"{track.name}{ext}" for ext in (".mid", ".midi", ".json")) if p.is_file()]
         if not found:
             raise FileNotFoundError(f"{folder}: no transcription for track {track.name!r}")
         estimated = fold_to(read_transcription(found[0]), track.classes)
-        for name, counts in score_onsets(track.reference, estimated).items():
+        scored = score_onsets(track.reference, estimated)
+        if per_track is not None:
+            per_track[(track.name, "transcription", "-")] = scored
+        for name, counts in scored.items():
             total[name] = total.get(name, OnsetCounts()) + counts
     return total

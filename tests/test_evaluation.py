@@ -43,13 +43,22 @@ def test_evaluate_reports_both_beat_conditions(tmp_path):
     root = make_mdb_folder(tmp_path / "mdb")
     report = tmp_path / "table.md"
     result = subprocess.run([sys.executable, "-m", "tatumdrum.cli", "evaluate", str(root), "--sources", "drums",
-                             "--report", str(report)], capture_output=True, text=True, timeout=600)
+                             "--report", str(report), "--per-track"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    rows = [line for line in report.read_text().splitlines() if line.startswith("| drums")]
+    lines = report.read_text().splitlines()
+    rows = [line for line in lines if line.startswith("| drums")]
     assert {r.split("|")[2].strip() for r in rows} == {"estimated", "given"}
     for row in rows:
         f_all = float(row.split("|")[3].split()[0])
         assert f_all >= 90.0, row
+    # --per-track: one row per track and condition; with one track it repeats the summed F.
+    tracked = {line.split("|")[3].strip(): line.split("|") for line in lines if line.startswith("| Groove | drums")}
+    assert set(tracked) == {"estimated", "given"}
+    for row in rows:
+        cells = tracked[row.split("|")[2].strip()]
+        assert float(cells[4]) == float(row.split("|")[3].split()[0])
+        assert cells[-3].strip() == "-" or all(part.split()[0] in {"BD", "SD", "HH", "TT", "CY", "SS"}
+                                               and int(part.split()[1]) > 0 for part in cells[-3].split(","))
 
 
 def test_evaluate_refuses_a_folder_without_annotations(tmp_path):
@@ -64,11 +73,23 @@ def test_evaluate_scores_a_folder_of_transcriptions(tmp_path):
     done.mkdir()
     # The known score itself, as a transcription, must score 100 %.
     shutil.copy(ROOT / "examples" / "groove.mid", done / "Groove.mid")
-    result = subprocess.run([sys.executable, "-m", "tatumdrum.cli", "evaluate", str(root), "--transcriptions", str(done)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "tatumdrum.cli", "evaluate", str(root), "--transcriptions", str(done),
+                             "--per-track"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     row = [line for line in result.stdout.splitlines() if line.startswith("| transcriptions")][0]
     assert row.split("|")[3].split()[0] == "100.0"
+    (tracked,) = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| Groove |")]
+    assert float(tracked[4]) == 100.0 and tracked[-3].strip() == tracked[-2].strip() == "-"
+    # A transcription with its snare strokes taken out: the misses column names them, per track.
+    pm = pretty_midi.PrettyMIDI(str(ROOT / "examples" / "groove.mid"))
+    snares = sum(n.pitch == 38 for i in pm.instruments for n in i.notes)
+    for inst in pm.instruments:
+        inst.notes = [n for n in inst.notes if n.pitch != 38]
+    pm.write(str(done / "Groove.mid"))
+    result = subprocess.run([sys.executable, "-m", "tatumdrum.cli", "evaluate", str(root), "--transcriptions", str(done),
+                             "--per-track"], capture_output=True, text=True, timeout=120)
+    (tracked,) = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| Groove |")]
+    assert tracked[-2].strip() == f"SD {snares}" and tracked[-3].strip() == "-"
 
 
 def test_evaluate_audio_with_drum_midi_annotations(tmp_path):
