@@ -34,6 +34,14 @@ def _drum_tracks(pm: pretty_midi.PrettyMIDI) -> list[pretty_midi.Instrument]:
     return [t for t in pm.instruments if t.is_drum]
 
 
+def _strokes(pm: pretty_midi.PrettyMIDI, pitches: tuple[int, ...]):
+    """Each drum track that plays any of `pitches`, with those notes and their start times."""
+    for track in _drum_tracks(pm):
+        notes = [n for n in track.notes if n.pitch in pitches]
+        if notes:
+            yield track, notes, np.array([n.start for n in notes])
+
+
 def _subdivision_index(times: np.ndarray, beats: np.ndarray, per_beat: int) -> np.ndarray:
     """Index of each time's nearest 1/per_beat subdivision within its beat (0 = on the beat)."""
     i = np.clip(np.searchsorted(beats, times, side="right") - 1, 0, len(beats) - 2)
@@ -57,11 +65,7 @@ def open_hihats(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> None:
         return
     beat_in_bar = int(rng.integers(1, 5))
     every_beat = rng.random() < 0.4
-    for track in _drum_tracks(pm):
-        hats = [n for n in track.notes if n.pitch in CLOSED_HH]
-        if not hats:
-            continue
-        times = np.array([n.start for n in hats])
+    for _, hats, times in _strokes(pm, CLOSED_HH):
         on_and = _subdivision_index(times, beats, 2) == 1
         beat_idx = np.clip(np.searchsorted(beats, times, side="right") - 1, 0, len(beats) - 1)
         for n, is_and, b in zip(hats, on_and, beat_idx):
@@ -97,11 +101,8 @@ def cross_stick_backbeat(pm: pretty_midi.PrettyMIDI) -> None:
     beats = midi_beat_grid(pm).times
     if len(beats) < 2:
         return
-    for track in _drum_tracks(pm):
-        snares = [n for n in track.notes if n.pitch in instruments.SNARE.source_notes]
-        if not snares:
-            continue
-        on_beat = _subdivision_index(np.array([n.start for n in snares]), beats, 4) == 0
+    for _, snares, times in _strokes(pm, instruments.SNARE.source_notes):
+        on_beat = _subdivision_index(times, beats, 4) == 0
         for n, hit in zip(snares, on_beat):
             if hit:
                 n.pitch = SIDE_STICK
@@ -130,11 +131,7 @@ def sparse_hihats(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> None:
         return
     every = int(rng.choice([1, 2]))
     hat_notes = instruments.HI_HAT.source_notes + instruments.OPEN_HI_HAT.source_notes
-    for track in _drum_tracks(pm):
-        hats = [n for n in track.notes if n.pitch in hat_notes]
-        if not hats:
-            continue
-        times = np.array([n.start for n in hats])
+    for track, hats, times in _strokes(pm, hat_notes):
         on_beat = _subdivision_index(times, beats, 4) == 0
         # The beat each stroke sits on, rounding a stroke just before its beat up to it.
         beat = np.clip(np.searchsorted(beats, times + 0.125 * np.median(np.diff(beats)), side="right") - 1,
