@@ -371,6 +371,9 @@ def build_dataset(
     piano_dir: list[Path] = typer.Option([], "--piano-dir", help="A folder of sampled piano notes; repeatable."),
     variation: list[str] = typer.Option([], "--variation", help="NAME=P: the probability of one playing variation "
                                         "per render (--v2), e.g. no_hats=0.3 for kick-and-snare grooves; repeatable."),
+    drum_to_band: Optional[str] = typer.Option(None, "--drum-to-band", help="Drum-to-band level range in dB of the "
+                                               "rendered mixes, as --drum-to-band=LOW,HIGH (default -9,3); e.g. "
+                                               "-24,-10 for drums buried in the band."),
 ) -> None:
     """Render GMD drum MIDI (plus a generated accompaniment) to training pieces with tatum targets."""
     from .data.build import BuildOptions, build_split
@@ -394,10 +397,11 @@ def build_dataset(
         probabilities.append((name, p))
     if probabilities and not v2:
         fail("--variation: playing variations come with --v2", 2)
+    levels = {"drum_to_band_db": _level_range("--drum-to-band", drum_to_band)} if drum_to_band else {}
     options = BuildOptions(instruments=tuple(i.abbrev for i in (V2_CLASSES if v2 else THREE_CLASSES)),
                            renders=renders, v2=v2, vary=v2, record_like=v2,
                            kit_dirs=tuple(str(d) for d in kit_dir), piano_dirs=tuple(str(d) for d in piano_dir),
-                           variations=tuple(probabilities))
+                           variations=tuple(probabilities), **levels)
     for split in [s.strip() for s in splits.split(",") if s.strip()]:
         with _progress() as progress:
             task = progress.add_task(f"rendering {split}", total=None, status="")

@@ -165,6 +165,10 @@ def test_build_dataset_variation_errors_name_the_option(tmp_path):
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.startswith("error: --variation") and says in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    for text, says in (("loud", "not LOW,HIGH"), ("-10,-24", "must not exceed")):
+        result = run("build-dataset", str(gmd), str(tmp_path / "out"), "--v2", f"--drum-to-band={text}")
+        assert result.returncode == 2 and result.stderr.startswith("error: --drum-to-band:") and says in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
 @pytest.mark.skipif(__import__("shutil").which("mscore3") is None, reason="MuseScore 3 is not installed")

@@ -439,6 +439,29 @@ def test_stems_train_a_separator_that_resumes(tmp_path, fake_gmd_v2):
     assert est.shape == (1, len(drums)) and np.all(np.isfinite(est))
 
 
+def test_the_drum_to_band_level_of_a_build_is_an_option(tmp_path, fake_gmd_v2):
+    """BuildOptions.drum_to_band_db sets the mixes' level: drums buried 22 dB under the band, or 6 dB over it."""
+    import json
+
+    from tatumdrum.data.build import BuildOptions, build_split
+    from tatumdrum.separator_training import stem_pairs
+
+    measured = {}
+    for level in (-22.0, 6.0):
+        options = BuildOptions(instruments=tuple(i.abbrev for i in SEVEN_CLASSES), v2=True, record_like=True,
+                               drum_to_band_db=(level, level))
+        out = tmp_path / str(level)
+        build_split(fake_gmd_v2, "train", out, max_seconds=6.0, workers=1, seed=5, keep_audio=True, options=options)
+        stats = json.loads((out / "train" / "stats.json").read_text())
+        assert {e["drum_to_band_db"] for e in stats["examples"]} == {level}
+        drums, _ = sf.read(str(stem_pairs(out / "train")[0][0]))
+        band, _ = sf.read(str(stem_pairs(out / "train")[0][1]))
+        rms = lambda x: 20 * np.log10(np.sqrt(np.mean(np.square(x))))
+        measured[level] = rms(drums) - rms(band)
+    # The stems are written at their level in the mix (before mastering).
+    assert abs(measured[-22.0] + 22.0) < 1.0 and abs(measured[6.0] - 6.0) < 1.0, measured
+
+
 def test_negative_crops_have_empty_scores_and_no_attacks():
     from tatumdrum.dataset import Piece, make_batch, steady_sound
     from tatumdrum.features import log_mel

@@ -51,9 +51,10 @@ class BuildOptions:
     piano_dirs: tuple[str, ...] = ()
     # (name, probability) pairs that override playing.VARIATION_PROBABILITY.
     variations: tuple[tuple[str, float], ...] = ()
+    # Drum-to-band level (RMS dB) of the full mix, drawn per render: from drums buried in the band
+    # to drums on top.
+    drum_to_band_db: tuple[float, float] = (-9.0, 3.0)
 
-# Drum-to-band level (RMS dB) of the full mix, from drums buried in the band to drums on top.
-DRUM_TO_BAND_DB = (-9.0, 3.0)
 # Share of drum-only examples that keep a faint band, like a drum stem from source separation.
 BLEED_PROBABILITY = 0.25
 BLEED_DB = (-30.0, -12.0)
@@ -176,7 +177,7 @@ def render_example(crop: CroppedScore, rng: np.random.Generator, kits: tuple[Kit
                                 piano_dirs=tuple(Path(d) for d in options.piano_dirs))
     band_chain = effects.random_chain(rng, "accompaniment")
     band_audio = band_chain(np.concatenate([pad, band.audio]))
-    ratio_db = float(rng.uniform(*DRUM_TO_BAND_DB))
+    ratio_db = float(rng.uniform(*options.drum_to_band_db))
     if np.any(band_audio):
         band_audio = effects.gain(band_audio, effects.rms_db(drums) - ratio_db - effects.rms_db(band_audio))
 
