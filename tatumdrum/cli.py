@@ -374,6 +374,8 @@ def build_dataset(
     drum_to_band: Optional[str] = typer.Option(None, "--drum-to-band", help="Drum-to-band level range in dB of the "
                                                "rendered mixes, as --drum-to-band=LOW,HIGH (default -9,3); e.g. "
                                                "-24,-10 for drums buried in the band."),
+    band_percussion: float = typer.Option(0.0, "--band-percussion", min=0.0, max=1.0, help="Chance per render "
+                                          "(--v2) of an unlabelled tambourine, cabasa or maracas part in the band."),
 ) -> None:
     """Render GMD drum MIDI (plus a generated accompaniment) to training pieces with tatum targets."""
     from .data.build import BuildOptions, build_split
@@ -397,11 +399,13 @@ def build_dataset(
         probabilities.append((name, p))
     if probabilities and not v2:
         fail("--variation: playing variations come with --v2", 2)
+    if band_percussion and not v2:
+        fail("--band-percussion: the band's layers come with --v2", 2)
     levels = {"drum_to_band_db": _level_range("--drum-to-band", drum_to_band)} if drum_to_band else {}
     options = BuildOptions(instruments=tuple(i.abbrev for i in (V2_CLASSES if v2 else THREE_CLASSES)),
                            renders=renders, v2=v2, vary=v2, record_like=v2,
                            kit_dirs=tuple(str(d) for d in kit_dir), piano_dirs=tuple(str(d) for d in piano_dir),
-                           variations=tuple(probabilities), **levels)
+                           variations=tuple(probabilities), band_percussion=band_percussion, **levels)
     for split in [s.strip() for s in splits.split(",") if s.strip()]:
         with _progress() as progress:
             task = progress.add_task(f"rendering {split}", total=None, status="")

@@ -159,6 +159,49 @@ def test_accompaniment_renders():
     assert np.sqrt(np.mean(band.audio ** 2)) > 1e-4 and np.all(np.isfinite(band.audio))
 
 
+@pytest.mark.skipif(not melodic_soundfonts(), reason="no GM soundfont installed")
+def test_band_percussion_is_an_unlabelled_layer_on_the_grid():
+    from scipy.signal import butter, sosfiltfilt
+
+    from tatumdrum.data.band import band_percussion
+
+    beats = np.arange(13) * 0.5 + 0.2
+    steps = {"quarters": 1, "eighths": 2, "sixteenths": 4, "backbeat": 1}
+    patterns = set()
+    for seed in range(40):
+        name, notes = band_percussion(beats, 6.5, np.random.default_rng(seed))
+        pattern = name.split()[-1]
+        patterns.add(pattern)
+        starts = np.array([n[0] for n in notes])
+        assert len(notes) == (6 if pattern == "backbeat" else 12 * steps[pattern])
+        assert {n[2] for n in notes} <= {54, 69, 70}
+        grid = beats[:-1, None] + np.arange(steps[pattern])[None, :] * 0.5 / steps[pattern]
+        assert np.min(np.abs(starts[:, None] - grid.ravel()[None, :]), axis=1).max() < 0.03
+        if pattern == "backbeat":  # every other beat: 2 and 4 of each bar
+            assert np.allclose(np.round((starts - 0.2) / 0.5) % 2, 1)
+    assert patterns == set(steps)
+    # Rendered: the same band with and without the layer differs by the layer alone (it is drawn last, so
+    # the draws before it and the band are unchanged), and its energy above 4 kHz rises on the pattern.
+    kw = dict(end_time=6.3, soundfont="TimGM6mb", record_like=True)
+    with_it = random_accompaniment(beats, np.arange(13) % 4 + 1, 6.5, np.random.default_rng(3), percussion=1.0, **kw)
+    without = random_accompaniment(beats, np.arange(13) % 4 + 1, 6.5, np.random.default_rng(3), **kw)
+    added = [layer for layer in with_it.layers if layer not in without.layers]
+    assert len(added) == 1 and added[0].split()[0] in {"tambourine", "cabasa", "maracas"}
+    layer = with_it.audio - without.audio
+    high = sosfiltfilt(butter(4, 4000, "highpass", fs=SAMPLE_RATE, output="sos"), layer)
+    envelope = np.sqrt(np.convolve(high ** 2, np.ones(220) / 220, "same"))[::220]  # 5 ms steps
+    rises = np.flatnonzero((envelope[1:] > 0.3 * envelope.max()) & (envelope[:-1] <= 0.3 * envelope.max())) * 220 / SAMPLE_RATE
+    pattern = added[0].split()[-1]
+    grid = (beats[:-1, None] + np.arange(steps[pattern])[None, :] * 0.5 / steps[pattern]).ravel()
+    if pattern == "backbeat":
+        grid = beats[1:-1:2]
+    # Every stroke of the pattern starts a rise within 30 ms; every rise follows a stroke (a tambourine's
+    # jingles ring a second time some 80 ms after the hit).
+    assert np.all(np.min(np.abs(grid[:, None] - rises[None, :]), axis=1) < 0.03), (pattern, rises)
+    lag = rises[:, None] - grid[None, :]
+    assert np.all(np.any((lag > -0.03) & (lag < 0.15), axis=1)), (pattern, rises)
+
+
 # --------------------------------------------------------------------------------------------
 # build_split on a fake GMD folder
 

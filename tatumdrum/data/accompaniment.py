@@ -364,7 +364,7 @@ def random_accompaniment(beat_times: np.ndarray, beat_positions: np.ndarray, dur
                          rng: np.random.Generator, kick_times: np.ndarray | None = None,
                          soundfont: str | None = None, end_time: float | None = None,
                          melody: bool | None = None, record_like: bool = False,
-                         piano_dirs: tuple[Path, ...] = ()) -> Accompaniment:
+                         piano_dirs: tuple[Path, ...] = (), percussion: float = 0.0) -> Accompaniment:
     """Compose and render a band over `beat_times`; the audio lasts `duration` s, the notes stop at `end_time`.
 
     `record_like` adds the layers of band.py (sampled pianos from `piano_dirs`, a distorted guitar, a voice).
@@ -382,5 +382,5 @@ def random_accompaniment(beat_times: np.ndarray, beat_positions: np.ndarray, dur
     from .band import render_band
 
     audio, layers = render_band(arrangement, fonts[soundfont], duration, rng, beat_times, beat_positions, end,
-                                piano_dirs, record_like)
+                                piano_dirs, record_like, percussion)
     return Accompaniment(audio, soundfont, arrangement, layers)

@@ -54,6 +54,8 @@ class BuildOptions:
     # Drum-to-band level (RMS dB) of the full mix, drawn per render: from drums buried in the band
     # to drums on top.
     drum_to_band_db: tuple[float, float] = (-9.0, 3.0)
+    # Chance of an unlabelled hand-percussion layer (tambourine, cabasa, maracas) in the band (band.py).
+    band_percussion: float = 0.0
 
 # Share of drum-only examples that keep a faint band, like a drum stem from source separation.
 BLEED_PROBABILITY = 0.25
@@ -174,7 +176,8 @@ def render_example(crop: CroppedScore, rng: np.random.Generator, kits: tuple[Kit
     band = random_accompaniment(crop.grid.times, crop.grid.positions, duration, rng,
                                 kick_times=crop.onsets[by_abbrev("BD", crop.instruments)], end_time=crop.grid_end,
                                 record_like=options.record_like,
-                                piano_dirs=tuple(Path(d) for d in options.piano_dirs))
+                                piano_dirs=tuple(Path(d) for d in options.piano_dirs),
+                                percussion=options.band_percussion)
     band_chain = effects.random_chain(rng, "accompaniment")
     band_audio = band_chain(np.concatenate([pad, band.audio]))
     ratio_db = float(rng.uniform(*options.drum_to_band_db))
