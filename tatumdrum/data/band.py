@@ -2,8 +2,9 @@
 
 `render_band` plays an `Arrangement` (accompaniment.py): piano parts through recorded piano samples
 where sample folders are given, the rest through the GM soundfont; then, drawn per song, a
-power-chord guitar through an amp and cabinet (effects.amp_sim) doubling the bass line, and a
-vocal-like part (vocals.py). Each added layer is balanced against the rest of the band in RMS.
+power-chord guitar through an amp and cabinet (effects.amp_sim) doubling the bass line, a
+vocal-like part (vocals.py) and, where a build asks for it, hand percussion (`band_percussion`). Each
+added layer is balanced against the rest of the band in RMS.
 """
 from __future__ import annotations
 
