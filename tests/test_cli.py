@@ -165,6 +165,11 @@ def test_build_dataset_variation_errors_name_the_option(tmp_path):
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.startswith("error: --variation") and says in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    for args, says in ((("--band-percussion", "0.5"), "--band-percussion: the band's layers come with --v2"),
+                       (("--v2", "--band-percussion", "2"), "'--band-percussion'")):
+        result = run("build-dataset", str(gmd), str(tmp_path / "out"), *args)
+        assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
     for text, says in (("loud", "not LOW,HIGH"), ("-10,-24", "must not exceed")):
         result = run("build-dataset", str(gmd), str(tmp_path / "out"), "--v2", f"--drum-to-band={text}")
         assert result.returncode == 2 and result.stderr.startswith("error: --drum-to-band:") and says in result.stderr
