@@ -67,8 +67,9 @@ def band_percussion(beat_times: np.ndarray, end_time: float, rng: np.random.Gene
             t = b0 + k * (b1 - b0) / per_beat + float(rng.normal(0.0, 0.006))
             if t >= end_time:
                 break
-            accent = 12 if k == 0 else 0
-            notes.append((max(t, 0.0), max(t, 0.0) + 0.1, note, int(np.clip(base + accent + rng.integers(-10, 10), 1, 127))))
+            t = max(t, 0.0)
+            velocity = base + (12 if k == 0 else 0) + int(rng.integers(-10, 10))
+            notes.append((t, t + 0.1, note, int(np.clip(velocity, 1, 127))))
     return f"{PERCUSSION_NOTES[note]} {pattern}", notes
 
 
@@ -117,10 +118,10 @@ def render_band(arrangement: Arrangement, soundfont: Path, duration: float, rng:
     if percussion > 0 and rng.random() < percussion:
         name, notes = band_percussion(beat_times, end_time, rng)
         try:
-            shaker = fluid().render([SynthTrack(soundfont, 128, 0, notes, True)], n)
+            hand = fluid().render([SynthTrack(soundfont, 128, 0, notes, True)], n)
         except FluidError:  # a soundfont without a drum kit: no percussion layer
-            shaker = np.zeros(n, dtype=np.float32)
-        if np.any(shaker):
-            band = band + _balanced(shaker, band, float(rng.uniform(*PERCUSSION_DB)))
+            hand = np.zeros(n, dtype=np.float32)
+        if np.any(hand):
+            band = band + _balanced(hand, band, float(rng.uniform(*PERCUSSION_DB)))
             layers.append(name)
     return band.astype(np.float32), layers

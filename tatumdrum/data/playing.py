@@ -42,11 +42,12 @@ def _strokes(pm: pretty_midi.PrettyMIDI, pitches: tuple[int, ...]):
             yield track, notes, np.array([n.start for n in notes])
 
 
-def _subdivision_index(times: np.ndarray, beats: np.ndarray, per_beat: int) -> np.ndarray:
-    """Index of each time's nearest 1/per_beat subdivision within its beat (0 = on the beat)."""
+def _grid_position(times: np.ndarray, beats: np.ndarray, per_beat: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each time's nearest 1/per_beat subdivision: the index of its beat and of the subdivision within it
+    (0 = on the beat). A stroke played just before a beat belongs to that beat."""
     i = np.clip(np.searchsorted(beats, times, side="right") - 1, 0, len(beats) - 2)
-    frac = (times - beats[i]) / (beats[i + 1] - beats[i])
-    return np.round(frac * per_beat).astype(int) % per_beat
+    step = np.round((times - beats[i]) / (beats[i + 1] - beats[i]) * per_beat).astype(int)
+    return np.clip(i + step // per_beat, 0, len(beats) - 1), step % per_beat
 
 
 def ride_for_hihat(pm: pretty_midi.PrettyMIDI, cymbal: int = RIDE) -> None:
@@ -66,9 +67,8 @@ def open_hihats(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> None:
     beat_in_bar = int(rng.integers(1, 5))
     every_beat = rng.random() < 0.4
     for _, hats, times in _strokes(pm, CLOSED_HH):
-        on_and = _subdivision_index(times, beats, 2) == 1
-        beat_idx = np.clip(np.searchsorted(beats, times, side="right") - 1, 0, len(beats) - 1)
-        for n, is_and, b in zip(hats, on_and, beat_idx):
+        beat_idx, sub = _grid_position(times, beats, 2)
+        for n, is_and, b in zip(hats, sub == 1, beat_idx):
             if is_and and (every_beat or grid.positions[b] == beat_in_bar):
                 n.pitch = OPEN_HH
 
@@ -102,7 +102,7 @@ def cross_stick_backbeat(pm: pretty_midi.PrettyMIDI) -> None:
     if len(beats) < 2:
         return
     for _, snares, times in _strokes(pm, instruments.SNARE.source_notes):
-        on_beat = _subdivision_index(times, beats, 4) == 0
+        on_beat = _grid_position(times, beats, 4)[1] == 0
         for n, hit in zip(snares, on_beat):
             if hit:
                 n.pitch = SIDE_STICK
@@ -132,11 +132,8 @@ def sparse_hihats(pm: pretty_midi.PrettyMIDI, rng: np.random.Generator) -> None:
     every = int(rng.choice([1, 2]))
     hat_notes = instruments.HI_HAT.source_notes + instruments.OPEN_HI_HAT.source_notes
     for track, hats, times in _strokes(pm, hat_notes):
-        on_beat = _subdivision_index(times, beats, 4) == 0
-        # The beat each stroke sits on, rounding a stroke just before its beat up to it.
-        beat = np.clip(np.searchsorted(beats, times + 0.125 * np.median(np.diff(beats)), side="right") - 1,
-                       0, len(beats) - 1)
-        keep = {id(n) for n, b, ok in zip(hats, beat, on_beat) if ok and b % every == 0}
+        beat, sub = _grid_position(times, beats, 4)
+        keep = {id(n) for n, b, ok in zip(hats, beat, sub == 0) if ok and b % every == 0}
         track.notes = [n for n in track.notes if n.pitch not in hat_notes or id(n) in keep]
 
 
