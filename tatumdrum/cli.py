@@ -552,9 +552,12 @@ def tune_thresholds(
     max_pieces: int = typer.Option(124, "--max-pieces", min=1, help="Rendered pieces used (first renders)."),
     sources: str = typer.Option("drums,mix", "--sources", help="Which audio to tune on: drums, mix (a stem "
                                 "model on drums, the mix model on mix)."),
+    given: Optional[list[str]] = typer.Option(None, "--given", help="GROUP:DRUM, e.g. HH:SS: also choose a higher "
+                                              "delta for GROUP's drums on the tatums where DRUM is written (or "
+                                              "none, if none helps); repeatable."),
 ) -> None:
     """Choose each drum's onset threshold on validation data: the best mean F over the given sets."""
-    from .thresholds import DELTAS, recorded_items, rendered_items, tune
+    from .thresholds import DELTAS, recorded_items, rendered_items, tune, tune_given
     from .weights import ModelFileError, load_model
 
     _check_new_output(out, [model_path], "the tuned model")
@@ -566,6 +569,7 @@ def tune_thresholds(
     if model.stem_model is not None:
         fail(f"{model_path}: holds a mix model and a stem model; tune each on its own audio (--sources mix, "
              "--sources drums) and join them with `tatumdrum route`")
+    pairs = [_given_pair(g, model.instruments) for g in given or []]
     sets = {}
     if valid is not None:
         if not any(valid.glob("*.npz")):
@@ -578,17 +582,42 @@ def tune_thresholds(
     if not sets:
         fail("give --valid, --recordings or both")
     with console.status("scoring thresholds on the validation data"):
-        thresholds, chosen, sweeps = tune(model, sets)
+        # Computed once: the given thresholds are scored on the same phi.
+        items = {name: list(make()) for name, make in sets.items()}
+        thresholds, chosen, sweeps = tune(model, {name: (lambda i=i: i) for name, i in items.items()})
     for group, (delta, f) in chosen.items():
         per_set = ", ".join(f"{name} {100 * s[delta][group].f_measure:.1f}" for name, s in sweeps.items()
                             if group in s[delta])
         console.print(f"{group}: delta {delta:.2f} (mean F {100 * f:.1f}: {per_set})", highlight=False)
+    rules = []
+    for group, drum in pairs:
+        with console.status(f"scoring {group} on the tatums with {drum}"):
+            found, f, f_without = tune_given(items, model.instruments, thresholds, group, drum)
+        said = f"delta {found[0][2]:.2f}" if found else "no rule"
+        console.print(f"{group} where {drum} is written: {said} (mean {group} F {100 * f:.1f}, without "
+                      f"{100 * f_without:.1f})", highlight=False)
+        rules += found
+    model.given_thresholds = tuple(rules)
     model.class_thresholds = thresholds
     model.info = {**model.info, "class_thresholds_from": sorted(sets), "class_thresholds_sources": list(src),
                   "deltas_tried": list(DELTAS)}
     model.save(out)
-    console.print(f"thresholds {dict(zip((i.abbrev for i in model.instruments), thresholds))} written to {out}",
+    extra = "".join(f", {d} where {g} is written {t}" for d, g, t in model.given_thresholds)
+    console.print(f"thresholds {dict(zip((i.abbrev for i in model.instruments), thresholds))}{extra} written to {out}",
                   highlight=False)
+
+
+def _given_pair(text: str, instruments: tuple) -> tuple[str, str]:
+    """--given GROUP:DRUM, checked against the model's drums."""
+    groups = {i.group for i in instruments}
+    drums = {i.abbrev for i in instruments}
+    group, _, drum = text.partition(":")
+    if group not in groups or drum not in drums:
+        fail(f"--given {text}: give GROUP:DRUM with a scoring group of this model ({', '.join(sorted(groups))}) "
+             f"and one of its drums ({', '.join(sorted(drums))}), e.g. HH:SS")
+    if any(i.abbrev == drum and i.group == group for i in instruments):
+        fail(f"--given {text}: {drum} is one of {group}'s own drums")
+    return group, drum
 
 
 @app.command("ensemble")

@@ -153,7 +153,9 @@ class Transcriber:
                 "duration": round(len(audio) / MEL.sample_rate, 6), "beats": "given" if given else "tracked"}
         if kind is not None:
             meta["input"] = kind
-        score = DrumScore(beats, self.tatums_per_beat, phi >= deltas[:, None], model.instruments, phi, velocity,
+        if model.given_thresholds:
+            meta["given_thresholds"] = [{"drum": d, "given": g, "threshold": t} for d, g, t in model.given_thresholds]
+        score = DrumScore(beats, self.tatums_per_beat, model.onsets(phi, deltas), model.instruments, phi, velocity,
                           meta)
         score = choose_bars(score, self.metrical_model, self.meter, self.correct_bars and not given,
                             self.downbeat_shift)

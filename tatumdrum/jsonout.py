@@ -49,6 +49,9 @@ def score_to_dict(score: DrumScore) -> dict[str, Any]:
         ],
         "onsets": {abbrev: _times(times) for abbrev, times in score.onset_times().items()},
     }
+    if score.meta.get("given_thresholds"):
+        # The model's higher deltas where another drum is written (decisions.py).
+        data["given_thresholds"] = score.meta["given_thresholds"]
     if score.velocities is not None:
         # MIDI velocity (1-127) of each onset, in the order of "onsets".
         data["velocities"] = {inst.abbrev: [int(np.clip(round(127 * float(v)), 1, 127))

@@ -4,7 +4,8 @@ A model's phi is computed once per validation item (rendered pieces, drums-only 
 recordings with their annotated beats); each scoring group (BD, SD, SS, HH, TT, CY) then gets the delta
 with the best mean F over the validation sets, and every class of the group takes it (open and closed
 hi-hat share the HH delta, crash and ride the CY one). Sets count equally, so a handful of real
-recordings weighs as much as a hundred renders.
+recordings weighs as much as a hundred renders. A given threshold (decisions.py) is chosen after the
+deltas, by the same criterion.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .decisions import GivenThreshold, decide
 from .instruments import ALL_INSTRUMENTS, DrumInstrument
 from .metrics import OnsetCounts, fold_to, score_onsets
 from .weights import TrainedModel
@@ -69,10 +71,21 @@ def sweep(items: Iterable[Item], instruments: tuple[DrumInstrument, ...], deltas
     totals: dict[float, dict[str, OnsetCounts]] = {d: {} for d in deltas}
     for item in items:
         for d in deltas:
-            est = {inst.abbrev: item.tatum_times[item.phi[k] >= d] for k, inst in enumerate(instruments)}
-            for group, counts in score_onsets(item.reference, fold_to(est, item.classes)).items():
-                totals[d][group] = totals[d].get(group, OnsetCounts()) + counts
+            _add(totals[d], item_counts(item, instruments, (d,) * len(instruments)))
     return totals
+
+
+def item_counts(item: Item, instruments: tuple[DrumInstrument, ...], deltas: tuple[float, ...],
+                given: tuple[GivenThreshold, ...] = ()) -> dict[str, OnsetCounts]:
+    """One item's onset counts per scoring group at these deltas and given thresholds."""
+    written = decide(item.phi, instruments, deltas, given)
+    est = {inst.abbrev: item.tatum_times[written[k]] for k, inst in enumerate(instruments)}
+    return score_onsets(item.reference, fold_to(est, item.classes))
+
+
+def _add(totals: dict[str, OnsetCounts], counts: dict[str, OnsetCounts]) -> None:
+    for group, c in counts.items():
+        totals[group] = totals.get(group, OnsetCounts()) + c
 
 
 def choose(sweeps: list[dict[float, dict[str, OnsetCounts]]]) -> dict[str, tuple[float, float]]:
@@ -102,3 +115,39 @@ def tune(model: TrainedModel, sets: dict[str, Callable[[], Iterable[Item]]], del
     sweeps = {name: sweep(make(), model.instruments, deltas) for name, make in sets.items()}
     chosen = choose(list(sweeps.values()))
     return class_thresholds(model.instruments, chosen, model.threshold), chosen, sweeps
+
+
+def counts_with(items: Iterable[Item], instruments: tuple[DrumInstrument, ...], deltas: tuple[float, ...],
+                given: tuple[GivenThreshold, ...] = ()) -> dict[str, OnsetCounts]:
+    """Onset counts per scoring group, summed over the items, at fixed deltas and given thresholds."""
+    totals: dict[str, OnsetCounts] = {}
+    for item in items:
+        _add(totals, item_counts(item, instruments, deltas, given))
+    return totals
+
+
+def tune_given(item_sets: dict[str, list[Item]], instruments: tuple[DrumInstrument, ...],
+               deltas: tuple[float, ...], group: str, given: str, tried: tuple[float, ...] = DELTAS
+               ) -> tuple[tuple[GivenThreshold, ...], float, float]:
+    """The given threshold for `group`'s drums (HH: closed and open hi-hat) on the tatums where the drum
+    `given` is written: none, or a delta from `tried` above the group's own, whichever has the best mean F
+    of the group over the sets that have its strokes (none wins ties). Returns the rules (one per drum of
+    the group; () for none), and the mean F with them and without."""
+    drums = [i.abbrev for i in instruments if i.group == group]
+    own = max(d for d, i in zip(deltas, instruments) if i.group == group)
+
+    def mean_f(rules: tuple[GivenThreshold, ...]) -> float:
+        scores = [counts_with(items, instruments, deltas, rules).get(group, OnsetCounts())
+                  for items in item_sets.values()]
+        fs = [c.f_measure for c in scores if c.reference]
+        return float(np.mean(fs)) if fs else 0.0
+
+    without = mean_f(())
+    best: tuple[tuple[GivenThreshold, ...], float] = ((), without)
+    for delta in tried:
+        if delta > own:
+            rules = tuple((drum, given, float(delta)) for drum in drums)
+            f = mean_f(rules)
+            if f > best[1] + 1e-12:
+                best = (rules, f)
+    return best[0], best[1], without

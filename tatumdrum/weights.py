@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .decisions import GivenThreshold, decide
 from .instruments import DrumInstrument, instruments_from_abbrevs
 from .model import CRNNConfig, FrameCRNN, TatumCRNN, TatumEnsemble
 
@@ -39,6 +40,9 @@ class TrainedModel:
     # None: this model hears every file.
     stem_model: "TrainedModel | None" = None
     stem_percussiveness: float | None = None
+    # Deltas on the tatums where another drum is written (decisions.py), chosen on validation data by
+    # `tatumdrum tune-thresholds --given`; () in older files.
+    given_thresholds: tuple[GivenThreshold, ...] = ()
 
     def for_input(self, mel: np.ndarray, kind: str = "auto") -> tuple["TrainedModel", str | None]:
         """The model that hears this log-mel spectrogram, and the input kind it was picked for (None: one model)."""
@@ -56,6 +60,10 @@ class TrainedModel:
             return np.asarray(self.class_thresholds, dtype=np.float32)
         return np.full(len(self.instruments), self.threshold, dtype=np.float32)
 
+    def onsets(self, phi: np.ndarray, deltas: np.ndarray | None = None) -> np.ndarray:
+        """(K, M) bool: where this model writes a stroke, by its deltas (or `deltas`) and given thresholds."""
+        return decide(phi, self.instruments, self.thresholds() if deltas is None else deltas, self.given_thresholds)
+
     def save(self, path: Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +79,8 @@ class TrainedModel:
             networks = {"format": FORMAT, "config": self.net.cfg.to_dict(), "state_dict": _on_cpu(self.net)}
         blob = {**networks, "kind": self.kind, "instruments": [i.abbrev for i in self.instruments],
                 "threshold": self.threshold, "info": self.info,
-                "class_thresholds": None if self.class_thresholds is None else list(self.class_thresholds)}
+                "class_thresholds": None if self.class_thresholds is None else list(self.class_thresholds),
+                "given_thresholds": [list(g) for g in self.given_thresholds]}
         if self.stem_model is not None:
             # Its own format name, so that a version without stem models refuses the file cleanly.
             blob.update(format=ROUTED_FORMAT, networks_format=blob["format"], stem=self.stem_model._blob(),
@@ -118,9 +127,14 @@ def _from_blob(blob: dict, path: Path) -> TrainedModel:
     per_class = blob.get("class_thresholds")
     if per_class is not None and len(per_class) != len(instruments):
         raise ModelFileError(f"{path}: {len(per_class)} class thresholds for {len(instruments)} instruments")
+    given = tuple((str(d), str(g), float(t)) for d, g, t in blob.get("given_thresholds", []))
+    names = {i.abbrev for i in instruments}
+    for drum, other, _ in given:
+        if drum not in names or other not in names:
+            raise ModelFileError(f"{path}: a given threshold for {drum} on {other}, not among its drums")
     return TrainedModel(net, blob["kind"], instruments, float(blob["threshold"]), blob.get("info", {}),
                         None if per_class is None else tuple(float(t) for t in per_class), stem,
-                        None if stem is None else float(blob["stem_percussiveness"]))
+                        None if stem is None else float(blob["stem_percussiveness"]), given)
 
 
 def _on_cpu(net: torch.nn.Module) -> dict:
