@@ -195,7 +195,8 @@ def transcribe(
     formats: str = typer.Option("mid", "--format", "-f", help="Formats for folder output: mid, musicxml, json, png (comma-separated)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file; default: the bundled model."),
     tatums_per_beat: int = typer.Option(4, "--tatums-per-beat", min=1, max=12, help="Tatums per beat (4 = 16th notes)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="One onset threshold delta for every drum (default: the model's own, per drum)."),
+    threshold: Optional[str] = typer.Option(None, "--threshold", help="One onset threshold delta for every drum (0.3), or "
+                                            "some drums' over the model's own (TT=0.75,CY=0.5); default: the model's own, per drum."),
     separation: Separation = typer.Option(Separation.none, "--separation",
                                           help="none (default): transcribe the mixture, which the bundled model "
                                           "does best; auto: separate the drums first with the best separator "
@@ -262,7 +263,8 @@ def transcribe(
         fail(f"{beats_file}: cannot read beats ({exc})")
     from .outputs import remove_partial_files
 
-    settings = dict(model_path=model, tatums_per_beat=tatums_per_beat, threshold=threshold, meter=forced_meter,
+    deltas = _threshold_option(threshold)
+    settings = dict(model_path=model, tatums_per_beat=tatums_per_beat, threshold=deltas, meter=forced_meter,
                     correct_bars=meter == "auto", downbeat_shift=downbeat_shift, input_kind=input_kind)
     try:
         try:
@@ -270,6 +272,7 @@ def transcribe(
                                            separator=_load_separator(separation, separator_model, separator_weights))
         except ModelFileError as exc:
             fail(str(exc))
+        _check_threshold_drums(threshold, deltas, transcriber.model)
         if save_stems is not None and transcriber.separator is None:
             console.print("[yellow]warning:[/] no separator is active, so --save-stems has nothing to write")
         if n_jobs > 1 and len(jobs) > 1 and beats is None:
@@ -607,6 +610,28 @@ def tune_thresholds(
                   highlight=False)
 
 
+def _threshold_option(text: str | None) -> float | dict[str, float] | None:
+    from .decisions import parse_threshold_option
+
+    if text is None:
+        return None
+    try:
+        return parse_threshold_option(text)
+    except ValueError as exc:
+        fail(f"--threshold {text}: {exc}", 2)
+
+
+def _check_threshold_drums(text: str | None, deltas: object, model: object) -> None:
+    """Per-drum --threshold names, checked against the loaded model's drums before any work."""
+    from .decisions import with_overrides
+
+    if isinstance(deltas, dict):
+        try:
+            with_overrides(model.instruments, model.thresholds(), deltas)
+        except ValueError as exc:
+            fail(f"--threshold {text}: {exc}", 2)
+
+
 def _given_pair(text: str, instruments: tuple) -> tuple[str, str]:
     """--given GROUP:DRUM, checked against the model's drums."""
     groups = {i.group for i in instruments}
@@ -673,7 +698,7 @@ def evaluate(
                                           help="Separate the drums before transcribing, as `transcribe` does."),
     separator_model: Optional[str] = typer.Option(None, "--separator", help="bundled, umxl or umxhq."),
     beats: str = typer.Option("estimated,given", "--beats", help="Beat conditions: estimated (madmom), given."),
-    threshold: Optional[float] = typer.Option(None, "--threshold"),
+    threshold: Optional[str] = typer.Option(None, "--threshold", help="As in transcribe: 0.3, or TT=0.75,CY=0.5."),
     max_tracks: Optional[int] = typer.Option(None, "--max-tracks", help="Evaluate only the first N tracks."),
     transcriptions: Optional[Path] = typer.Option(None, "--transcriptions",
                                                   help="Score existing transcriptions (<track>.mid or .json) instead of a model."),
@@ -692,6 +717,7 @@ def evaluate(
 
     _check_input_kind(input_kind)
     src = _sources("--sources", sources)
+    deltas = _threshold_option(threshold)
     try:
         tracks = find_tracks(annotations)[:max_tracks]
         if transcriptions is not None:
@@ -718,10 +744,11 @@ def evaluate(
 
         for path in model_paths:
             try:
-                transcriber = Transcriber.load(path, threshold=threshold, beat_tracker=tracker, input_kind=input_kind,
+                transcriber = Transcriber.load(path, threshold=deltas, beat_tracker=tracker, input_kind=input_kind,
                                                separator=_load_separator(separation, separator_model, None))
             except ModelFileError as exc:
                 fail(str(exc))
+            _check_threshold_drums(threshold, deltas, transcriber.model)
             name = path.stem if path else "bundled"
             by_track: dict = {}
             results[name] = run_evaluation(transcriber, tracks, src, cond, step, beat_cache, by_track)

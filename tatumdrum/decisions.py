@@ -35,3 +35,43 @@ def decide(phi: np.ndarray, instruments: Sequence[DrumInstrument], deltas: np.nd
             k = row[drum]
             written[k] &= ~plain[row[other]] | (np.asarray(phi[k]) >= delta)
     return written
+
+
+def parse_threshold_option(text: str) -> float | dict[str, float]:
+    """`--threshold`: one delta for every drum ("0.3"), or deltas for some drums ("TT=0.75,CY=0.5") on top of
+    the model's own. Raises ValueError with a message for the user."""
+    def delta(value: str) -> float:
+        try:
+            d = float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number") from None
+        if not 0.0 <= d <= 1.0:
+            raise ValueError(f"{value} is outside 0-1")
+        return d
+
+    text = text.strip()
+    if "=" not in text:
+        return delta(text)
+    overrides = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{part!r}: give DRUM=DELTA pairs, e.g. TT=0.75,CY=0.5")
+        overrides[name.strip()] = delta(value.strip())
+    return overrides
+
+
+def with_overrides(instruments: Sequence[DrumInstrument], deltas: np.ndarray,
+                   overrides: dict[str, float]) -> np.ndarray:
+    """`deltas` with some drums' replaced, in the order given: a key names a scoring group (HH: closed and
+    open hi-hat; CY: crash and ride) or one drum (OH, CR), so "HH=0.3,OH=0.5" sets the closed hi-hat to 0.3
+    and the open one to 0.5. Raises ValueError for a name the model does not have."""
+    out = np.array(deltas, dtype=np.float32)
+    for name, d in overrides.items():
+        rows = [k for k, i in enumerate(instruments) if i.group == name] or \
+               [k for k, i in enumerate(instruments) if i.abbrev == name]
+        if not rows:
+            known = sorted({i.abbrev for i in instruments} | {i.group for i in instruments})
+            raise ValueError(f"no drum {name} in this model (it has {', '.join(known)})")
+        out[rows] = d
+    return out

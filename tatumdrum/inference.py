@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .beats import BeatTracker
+from .decisions import with_overrides
 from .features import MEL, load_audio, log_mel
 from .meter import MetricalModel, choose_bars
 from .model import encode_in_chunks, spans_tensor
@@ -91,7 +92,8 @@ class Transcriber:
 
     model: TrainedModel
     tatums_per_beat: int = 4
-    threshold: float | None = None
+    # One delta for every drum, or some drums' deltas over the model's own (decisions.parse_threshold_option).
+    threshold: float | dict[str, float] | None = None
     separator: object | None = None  # tatumdrum.separation.DrumSeparator, when separation is on
     beat_tracker: BeatTracker = field(default_factory=BeatTracker)
     # Bars: a forced meter (beats per bar), whether the drums may correct the tracker's bars
@@ -144,7 +146,11 @@ class Transcriber:
         slack = 0.5 / MEL.fps
         outside = (score.tatum_times < -slack) | (score.tatum_times >= len(audio) / MEL.sample_rate)
         phi[:, outside] = 0.0
-        deltas = model.thresholds() if self.threshold is None else np.full(len(phi), self.threshold, np.float32)
+        deltas = model.thresholds()
+        if isinstance(self.threshold, dict):
+            deltas = with_overrides(model.instruments, deltas, self.threshold)
+        elif self.threshold is not None:
+            deltas = np.full(len(phi), self.threshold, np.float32)
         threshold: float | dict[str, float] = round(float(deltas[0]), 4)
         if np.any(deltas != deltas[0]):
             threshold = {inst.abbrev: round(float(d), 4) for inst, d in zip(model.instruments, deltas)}

@@ -120,3 +120,35 @@ def test_bad_given_options_and_files_end_in_one_line(tmp_path):
     result = run("transcribe", str(CLIP), "-o", str(tmp_path / "x.mid"), "-m", str(tmp_path / "odd.pt"))
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
     assert "odd.pt" in result.stderr and not (tmp_path / "x.mid").exists()
+
+
+def test_threshold_option_sets_some_drums_over_the_models_own(tmp_path):
+    from tatumdrum.decisions import parse_threshold_option, with_overrides
+
+    assert parse_threshold_option("0.3") == 0.3
+    assert parse_threshold_option("HH=0.3, OH=0.5,CY=0.7") == {"HH": 0.3, "OH": 0.5, "CY": 0.7}
+    own = np.full(8, 0.4, np.float32)
+    # A group name sets its drums, a drum name one drum, in the order given.
+    got = with_overrides(EIGHT_CLASSES, own, {"HH": 0.3, "OH": 0.5, "CY": 0.7})
+    assert got[ROW["HH"]] == pytest.approx(0.3) and got[ROW["OH"]] == pytest.approx(0.5)
+    assert got[ROW["CR"]] == got[ROW["RD"]] == pytest.approx(0.7) and got[ROW["BD"]] == pytest.approx(0.4)
+    out = tmp_path / "t.json"
+    result = run("transcribe", str(CLIP), "-o", str(out), "--threshold", "TT=0.9,HH=0.3,OH=0.5", "--quiet")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(out.read_text())
+    bundled = load_model(None)
+    heard = bundled.stem_model if doc["input"] == "stem" else bundled
+    own = dict(zip((i.abbrev for i in heard.instruments), heard.thresholds().tolist()))
+    expected = {**{k: round(v, 4) for k, v in own.items()}, "TT": 0.9, "HH": 0.3, "OH": 0.5}
+    assert doc["threshold"] == expected
+    phi, times = np.asarray(doc["probabilities"]), np.asarray(doc["tatum_times"])
+    written = np.isin(np.round(times, 6), np.round(doc["onsets"]["BD"], 6))
+    clear = np.abs(phi[ROW["BD"]] - expected["BD"]) > 1e-4
+    assert (written[clear] == (phi[ROW["BD"]] >= expected["BD"])[clear]).all() and written.any()
+    for value, words in (("XX=0.5", "no drum XX"), ("TT=2", "outside 0-1"), ("abc", "not a number"), ("TT=", "not a number"),
+                         ("=0.5", "DRUM=DELTA")):
+        bad = tmp_path / "bad.mid"
+        result = run("transcribe", str(CLIP), "-o", str(bad), "--threshold", value)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "--threshold" in result.stderr and words in result.stderr
+        assert not bad.exists()
