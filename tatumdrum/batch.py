@@ -1,9 +1,12 @@
-"""Folders in parallel (`transcribe --jobs N`): each worker process loads the models once and takes songs
-one at a time; the parent only plans, reports progress and prints the results.
+"""One song's job as a worker runs it: load the models once per worker process, transcribe, write.
+
+The engines (engines.py) hand jobs to workers: in this process, in a pool of processes (`--jobs N`) or
+on a Ray cluster (`--engine ray`); the parent only plans, reports progress and keeps the manifest.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +24,11 @@ class JobResult:
     onsets: int = 0
     beats: int = 0
     fatal: bool = False  # the whole run must stop (bad --beats)
+    seconds: float = 0.0  # wall time of the job in its worker
 
 
-def init_worker(transcriber_kwargs: dict, separator: tuple[str, Path | None] | None) -> None:
-    """Load the transcriber (and separator) once per worker process, with one torch thread each."""
+def load_transcriber(transcriber_kwargs: dict, separator: tuple[str, Path | None] | None):
+    """The transcriber (and separator) a worker process uses for all its songs, with one torch thread."""
     import torch
 
     from .inference import Transcriber
@@ -34,7 +38,12 @@ def init_worker(transcriber_kwargs: dict, separator: tuple[str, Path | None] | N
         from .separation import DrumSeparator
 
         transcriber_kwargs = {**transcriber_kwargs, "separator": DrumSeparator.load(separator[0], weights=separator[1])}
-    _WORKER["transcriber"] = Transcriber.load(**transcriber_kwargs)
+    return Transcriber.load(**transcriber_kwargs)
+
+
+def init_worker(transcriber_kwargs: dict, separator: tuple[str, Path | None] | None) -> None:
+    """A pool worker's initializer: load the transcriber once per process."""
+    _WORKER["transcriber"] = load_transcriber(transcriber_kwargs, separator)
 
 
 def write_stem(audio, path: Path) -> None:
@@ -48,10 +57,16 @@ def write_stem(audio, path: Path) -> None:
 
 
 def run_job(transcriber, job: Job, beats=None, beats_file: Path | None = None, stage=None) -> JobResult:
-    """Transcribe one song and write its files; a bad file comes back as one line in `error`.
+    """Transcribe one song and write its files, timed; a bad file comes back as one line in `error`.
 
     Given beats that miss the audio are the beats file's fault, not the song's: `fatal` is then set.
     """
+    started = time.perf_counter()
+    result = _run_job(transcriber, job, beats, beats_file, stage)
+    return replace(result, seconds=round(time.perf_counter() - started, 3))
+
+
+def _run_job(transcriber, job: Job, beats, beats_file: Path | None, stage) -> JobResult:
     from .beats import BeatTrackingError, check_beats_cover
     from .features import AudioError, load_audio
     from .writers import write_score
@@ -67,7 +82,7 @@ def run_job(transcriber, job: Job, beats=None, beats_file: Path | None = None, s
             except ValueError as exc:
                 return JobResult(job.audio, job.outputs, f"{beats_file}: {exc}", tuple(warnings), fatal=True)
         score, heard = transcriber.transcribe_audio(audio, beats, stage)
-        score.meta["source"] = str(job.audio)
+        score.meta["source"] = job.source or str(job.audio)
         stage("writing")
         for path in job.outputs:
             write_score(score, path)
@@ -75,7 +90,8 @@ def run_job(transcriber, job: Job, beats=None, beats_file: Path | None = None, s
             write_stem(heard, job.stem_file)
         return JobResult(job.audio, job.outputs, None, tuple(warnings), int(score.onsets.sum()), len(score.beats.times))
     except (AudioError, BeatTrackingError, OSError, ValueError) as exc:
-        message = str(exc) if str(job.audio) in str(exc) else f"{job.audio}: {exc}"
+        name = job.source or str(job.audio)
+        message = str(exc).replace(str(job.audio), name) if str(job.audio) in str(exc) else f"{name}: {exc}"
         return JobResult(job.audio, job.outputs, message, tuple(warnings))
 
 

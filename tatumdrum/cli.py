@@ -1,6 +1,7 @@
 """The `tatumdrum` command line: a thin layer over inference, training and evaluation."""
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Callable, Optional
@@ -212,16 +213,31 @@ def transcribe(
                                        "(negative: earlier)."),
     input_kind: str = typer.Option("auto", "--input", help="For a model file with a stem model (`tatumdrum route`): "
                                    "auto tells drum stems from mixes by their sound; stem or mix says which."),
-    n_jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Songs transcribed at once (worker processes, "
-                               "each loading the models once); for folders."),
+    n_jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Songs transcribed at once (worker "
+                                         "processes, each loading the models once); with --engine ray, default: "
+                                         "the cluster's CPUs; else 1."),
+    engine: str = typer.Option("local", "--engine", help="local (this machine) or ray (a Ray cluster; "
+                               "pip install 'tatumdrum[ray]')."),
+    address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the cluster to join "
+                                          "(e.g. 10.0.0.1:6379 or auto); default: a local cluster."),
     plot: bool = typer.Option(False, "--plot", help="Also write a PNG picture of each transcription beside its score."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that exist (default: refuse before any work)."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep outputs that exist and skip their "
+                                       "inputs (resume an interrupted folder run)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Append one JSON line per input (status, "
+                                            "error, seconds, outputs, model, options) as each song finishes."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
 ) -> None:
     """Transcribe the drums of songs into scores on their own beat grid."""
-    from .outputs import OutputPlanError, check_jobs, plan_jobs
+    from .outputs import OutputPlanError, check_jobs, plan_jobs, split_finished
     from .writers import UnsupportedFormatError, check_output_path
 
+    if overwrite and skip_existing:
+        fail("--overwrite and --skip-existing: choose one (replace outputs that exist, or keep them)", 2)
+    if engine not in ("local", "ray"):
+        fail(f"--engine {engine}: choose local or ray", 2)
+    if address is not None and engine != "ray":
+        fail("--address names a Ray cluster: use it with --engine ray", 2)
     fmt_list = [f.strip() for f in formats.split(",") if f.strip()]
     if plot and "png" not in fmt_list:
         fmt_list.append("png")
@@ -234,18 +250,20 @@ def transcribe(
         except MeterError as exc:
             fail(str(exc), 2)
     _check_input_kind(input_kind)
-    for path in inputs:
-        if not path.exists():
-            fail(f"{path}: no such file or folder")
+    # A missing or unreadable input in a list is that file's failure; the others are still transcribed.
+    unreadable = {path: _unreadable(path) for path in inputs if _unreadable(path)}
+    if len(unreadable) == len(inputs):
+        fail(next(iter(unreadable.values())))
     several = len(inputs) > 1 or any(p.is_dir() for p in inputs)
     if several and output is not None and output.suffix and not output.is_dir():
         fail(f"several inputs need an output folder, not the file {output}", 2)
     try:
-        jobs = plan_jobs(inputs, output, fmt_list, save_stems)
+        jobs = plan_jobs([p for p in inputs if p not in unreadable], output, fmt_list, save_stems)
         for job in jobs:
             for p in job.outputs:
                 check_output_path(p)
-        check_jobs(jobs, overwrite)
+        check_jobs(jobs, overwrite, skip_existing)
+        _check_manifest_path(manifest, jobs)
     except UnsupportedFormatError as exc:
         fail(str(exc), 2)
     except OutputPlanError as exc:
@@ -261,6 +279,8 @@ def transcribe(
         beats = read_beats_tsv(beats_file) if beats_file else None
     except (OSError, ValueError) as exc:
         fail(f"{beats_file}: cannot read beats ({exc})")
+    from .engines import EngineError, run_local, run_pool, run_ray
+    from .manifest import Manifest
     from .outputs import remove_partial_files
 
     deltas = _threshold_option(threshold)
@@ -273,73 +293,122 @@ def transcribe(
         except ModelFileError as exc:
             fail(str(exc))
         _check_threshold_drums(threshold, deltas, transcriber.model)
-        if save_stems is not None and transcriber.separator is None:
+        sep = transcriber.separator
+        if save_stems is not None and sep is None:
             console.print("[yellow]warning:[/] no separator is active, so --save-stems has nothing to write")
-        if n_jobs > 1 and len(jobs) > 1 and beats is None:
-            sep = transcriber.separator
-            separator = None if sep is None else (sep.source if separator_weights is None else "bundled",
-                                                  separator_weights)
-            failures = _transcribe_in_parallel(jobs, settings, separator, min(n_jobs, len(jobs)), quiet)
-        else:
-            failures = _transcribe_jobs(jobs, transcriber, beats, beats_file, quiet)
+            jobs = [replace(job, stem_file=None) for job in jobs]
+        todo, finished = split_finished(jobs) if skip_existing else (jobs, [])
+        separator = None if sep is None else (sep.source if separator_weights is None else "bundled", separator_weights)
+        options = dict(formats=fmt_list, tatums_per_beat=tatums_per_beat, threshold=threshold,
+                       separation=None if sep is None else sep.source, meter=meter, downbeat_shift=downbeat_shift,
+                       input=input_kind, beats=None if beats_file is None else str(beats_file), engine=engine)
+        with Manifest(manifest, transcriber.model.info.get("name", "custom"), options) as record:
+            for path, error in unreadable.items():
+                record.record(path, (), "failed", error)
+            for job in finished:
+                record.record(job.audio, job.files, "skipped")
+            if engine == "ray":
+                results = run_ray(todo, settings, separator, address, n_jobs)
+            elif (n_jobs or 1) > 1 and len(todo) > 1 and beats is None:
+                results = run_pool(todo, settings, separator, min(n_jobs, len(todo)))
+            else:
+                results = None
+            failures = _run_jobs(todo, results, transcriber, beats, beats_file, record,
+                                 dict(skipped=len(finished), failed=len(unreadable)), quiet)
+    except EngineError as exc:
+        fail(str(exc))
     except KeyboardInterrupt:
         # Writers replace their output only when complete; a worker stopped mid-write leaves a
-        # temporary file at most, which is removed here.
+        # temporary file at most, which is removed here. main() says "interrupted".
         remove_partial_files(jobs)
-        console.print("interrupted", highlight=False)
-        raise typer.Exit(130) from None
-    if failures:
-        fail(f"{failures} of {len(jobs)} file(s) failed")
+        raise
+    for path, error in unreadable.items():
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+    total = len(jobs) + len(unreadable)
+    if not quiet and (total > 1 or finished):
+        console.print(f"{len(todo) - failures} transcribed, {len(finished)} skipped (outputs exist), "
+                      f"{failures + len(unreadable)} failed, of {total} file(s)", highlight=False)
+    if failures or unreadable:
+        fail(f"{failures + len(unreadable)} of {total} file(s) failed")
 
 
-def _report(progress, result, quiet: bool) -> bool:
+def _unreadable(path: Path) -> str | None:
+    """Why an input cannot be read, or None."""
+    import os
+
+    if not path.exists():
+        return f"{path}: no such file or folder"
+    if not os.access(path, os.R_OK):
+        return f"{path}: not readable (permission denied)"
+    return None
+
+
+def _check_manifest_path(manifest: Optional[Path], jobs) -> None:
+    """The manifest is neither an input nor an output, and its folder can be written: checked before any work."""
+    from .outputs import OutputPlanError, _writable_folder
+
+    if manifest is None:
+        return
+    key = manifest.resolve()
+    for job in jobs:
+        if key == job.audio.resolve() or key in {p.resolve() for p in job.files}:
+            raise OutputPlanError(f"--manifest {manifest}: is also an input or output of this run")
+    if manifest.is_dir():
+        raise OutputPlanError(f"--manifest {manifest}: is a folder, not a file")
+    _writable_folder(manifest, manifest)
+
+
+def _run_jobs(jobs, results, transcriber, beats, beats_file: Optional[Path], record, counts: dict,
+              quiet: bool) -> int:
+    """Run the jobs (in this process when `results` is None, else from an engine), showing progress and
+    recording each song in the manifest as it finishes; a bad file never stops the rest. Returns the failures."""
+    from .engines import run_local
+
+    failures = 0
+    with _progress(quiet) as progress:
+        task = progress.add_task("transcribing", total=len(jobs), status="")
+
+        def status(current: str = "") -> str:
+            done = progress.tasks[0].completed
+            counts_text = f"{done - failures} done, {failures + counts['failed']} failed, {counts['skipped']} skipped"
+            return f"{counts_text}  {current}".rstrip()
+
+        def stage_for(job):
+            return lambda name: progress.update(task, status=status(f"{job.audio.name}: {name}"))
+
+        progress.update(task, status=status())
+        if results is None:
+            results = run_local(jobs, transcriber, beats, beats_file, stage_for)
+        try:
+            for job, result in results:
+                if result.error is not None and (result.fatal or len(jobs) == 1 and not counts["failed"]
+                                                 and not counts["skipped"]):
+                    for warning in result.warnings:
+                        progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+                    record.record(job.audio, job.files, "failed", result.error, result.seconds)
+                    fail(result.error)
+                failures += _report(progress, job, result, quiet)
+                record.record(job.audio, job.files, "ok" if result.error is None else "failed", result.error,
+                              result.seconds)
+                progress.advance(task)
+                progress.update(task, status=status())
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()  # an engine's generator stops its workers here, also on Ctrl-C
+    return failures
+
+
+def _report(progress, job, result, quiet: bool) -> bool:
     """Print one song's warnings and its result line; True if it failed."""
     for warning in result.warnings:
         progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if result.error is not None:
         progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False)
     elif not quiet:
-        progress.console.print(f"[green]✓[/] {result.audio} → {', '.join(map(str, result.outputs))} "
+        progress.console.print(f"[green]✓[/] {job.audio} → {', '.join(map(str, job.outputs))} "
                                f"({result.onsets} onsets, {result.beats} beats)", highlight=False)
     return result.error is not None
-
-
-def _transcribe_jobs(jobs, transcriber, beats, beats_file: Optional[Path], quiet: bool) -> int:
-    """Transcribe and write every job; a bad file is reported and the rest go on. Returns the failures."""
-    from .batch import run_job
-
-    failures = 0
-    with _progress(quiet) as progress:
-        task = progress.add_task("transcribing", total=len(jobs), status="")
-        for job in jobs:
-            def stage(name: str, f: Path = job.audio) -> None:
-                progress.update(task, status=f"{f.name}: {name}")
-            result = run_job(transcriber, job, beats, beats_file, stage)
-            if result.error is not None and (result.fatal or len(jobs) == 1):
-                for warning in result.warnings:
-                    progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-                fail(result.error)
-            failures += _report(progress, result, quiet)
-            progress.advance(task)
-    return failures
-
-
-def _transcribe_in_parallel(jobs, settings: dict, separator, n_workers: int, quiet: bool) -> int:
-    """`--jobs`: a spawned pool whose workers load the models once (batch.py). Returns the failures."""
-    import multiprocessing as mp
-
-    from .batch import init_worker, transcribe_job
-
-    failures = 0
-    with _progress(quiet) as progress:
-        task = progress.add_task(f"transcribing ({n_workers} at once)", total=len(jobs), status="")
-        # spawn: a fork of a process that has loaded torch or onnxruntime can deadlock.
-        with mp.get_context("spawn").Pool(n_workers, initializer=init_worker, initargs=(settings, separator)) as pool:
-            for result in pool.imap_unordered(transcribe_job, jobs):
-                failures += _report(progress, result, quiet)
-                progress.update(task, status=result.audio.name)
-                progress.advance(task)
-    return failures
 
 
 class ModelKind(str, Enum):
@@ -859,15 +928,16 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except (KeyboardInterrupt, typer.Abort):
-        # Writers replace their output only when complete, so an interrupt leaves no partial file.
-        console.print("interrupted", highlight=False)
-        raise SystemExit(130) from None
+        code = 130
     except no_args as exc:  # `tatumdrum` or a command alone: its help, as before
         print(exc.ctx.get_help())
         raise SystemExit(exc.exit_code) from None
     except errors.ClickException as exc:
         console.print(f"[bold red]error:[/] {escape(' '.join(exc.format_message().split()))}", highlight=False)
         raise SystemExit(exc.exit_code) from None
+    if code == 130:  # Ctrl-C; typer turns it into this exit code without a word
+        # Writers replace their output only when complete, so an interrupt leaves no partial file.
+        console.print("interrupted", highlight=False)
     # Outside standalone mode click returns a command's exit code (typer.Exit) instead of exiting.
     if isinstance(code, int) and code:
         raise SystemExit(code)

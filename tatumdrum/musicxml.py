@@ -85,9 +85,10 @@ def _sub(parent: ET.Element, tag: str, text: object = None, **attrib: str) -> ET
     return element
 
 
-def _note(measure: ET.Element, tatums: int, tpb: int, voice: int,
-          drum: DrumInstrument | None = None, chord: bool = False, velocity: float | None = None) -> ET.Element:
-    """Append one note (or a rest when `drum` is None) of a writable length; `velocity` marks accents and ghosts."""
+def _note(measure: ET.Element, tatums: int, tpb: int, voice: int, drum: DrumInstrument | None = None,
+          chord: bool = False, velocity: float | None = None, accent: bool = False) -> ET.Element:
+    """Append one note (or a rest when `drum` is None) of a writable length; `velocity` marks a ghost
+    note and `accent` an accent."""
     value = _note_value(tatums, tpb)
     assert value is not None, "lengths come from _split"
     kind, dots, ratio = value
@@ -118,7 +119,7 @@ def _note(measure: ET.Element, tatums: int, tpb: int, voice: int,
             head = _sub(note, "notehead", drum.notehead)
             if ghost:
                 head.set("parentheses", "yes")
-        if velocity is not None and velocity >= ACCENT:
+        if accent:
             _sub(_sub(_sub(note, "notations"), "articulations"), "accent")
     return note
 
@@ -154,9 +155,12 @@ def _write_beat(measure: ET.Element, hits: np.ndarray, drums: list[DrumInstrumen
         # A stroke is written as long as the notation allows; what is left over becomes rests.
         first, *_ = _split(stop - start, tpb)
         struck = [(k, d) for k, d in enumerate(drums) if hits[k, start]]
+        # A chart accents a chord once, above it, not once per notehead.
+        accented = velocities is not None and any(velocities[k, start] >= ACCENT for k, _ in struck)
         for j, (k, drum) in enumerate(struck):
             velocity = None if velocities is None else float(velocities[k, start])
-            element = _note(measure, first, tpb, voice, drum, chord=j > 0, velocity=velocity)
+            element = _note(measure, first, tpb, voice, drum, chord=j > 0, velocity=velocity,
+                            accent=accented and j == 0)
             if j == 0:
                 heads.append((element, _is_tuplet(first, tpb)))
         rests(stop - start - first)
@@ -237,22 +241,26 @@ def write_musicxml(score: DrumScore, path: Path) -> None:
             _sub(metronome, "per-minute", round(bpm))
             _sub(direction, "sound", tempo=f"{bpm:.2f}")
         silent = not hits[:, first_beat:stop_beat].any()
+        # A short last bar is filled with rests to its meter, as a chart ends; a pickup stays short.
+        filled = meter if index == len(bars) - 1 and index > 0 else n_beats
         for v, rows in enumerate(voices, start=1):
             if v > 1:
                 if silent:
                     break  # an empty bar gets one rest, not one per voice
-                _sub(_sub(measure, "backup"), "duration", n_beats * tpb)
+                _sub(_sub(measure, "backup"), "duration", filled * tpb)
             drums = [score.instruments[k] for k in rows]
             if not hits[rows, first_beat:stop_beat].any():
                 # A silent voice gets one whole-measure rest rather than a rest per beat.
                 rest = _sub(measure, "note")
                 _sub(rest, "rest", measure="yes")
-                _sub(rest, "duration", n_beats * tpb)
+                _sub(rest, "duration", filled * tpb)
                 _sub(rest, "voice", v)
                 continue
             for beat in range(first_beat, stop_beat):
                 _write_beat(measure, hits[rows, beat], drums, tpb, v,
                             None if velocities is None else velocities[rows, beat])
+            for piece in _split((filled - n_beats) * tpb, tpb):
+                _note(measure, piece, tpb, v)
 
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")

@@ -231,16 +231,17 @@ def test_musicxml_reads_back_in_music21(score: DrumScore, tmp_path: Path) -> Non
     assert len(measures) == len(bars)
     lengths = [stop - start for start, stop in bars]
     for i, (measure, (start, stop)) in enumerate(zip(measures, bars)):
-        # A partial first bar is a pickup (measure 0) and a partial last bar a short bar: both keep
-        # the meter of their neighbour instead of a time signature of their own.
+        # A partial first bar is a pickup (measure 0) and a partial last bar is filled with rests: both
+        # keep the meter of their neighbour instead of a time signature of their own.
         partial_first = i == 0 and len(bars) > 1 and lengths[0] < lengths[1]
         partial_last = i == len(bars) - 1 and len(bars) > 1 and lengths[-1] < lengths[-2]
         meter = lengths[1] if partial_first else lengths[-2] if partial_last else stop - start
         assert measure.barDuration.quarterLength == meter
         assert measure.number == (i if lengths[0] < lengths[min(1, len(bars) - 1)] else i + 1)
-        assert measure.duration.quarterLength == stop - start
+        written = meter if partial_last else stop - start
+        assert measure.duration.quarterLength == written
         for voice in measure.voices or [measure]:
-            assert voice.duration.quarterLength == stop - start
+            assert voice.duration.quarterLength == written
 
     tpb = score.tatums_per_beat
     for k, inst in enumerate(score.instruments):
@@ -270,10 +271,11 @@ def test_musicxml_structure(tmp_path: Path) -> None:
     assert float(measures[0].find("direction/sound").get("tempo")) == pytest.approx(median_bpm, abs=0.01)
     # Time signatures only where the beat count changes.
     changes = [(i, m.findtext("attributes/time/beats")) for i, m in enumerate(measures) if m.find("attributes/time") is not None]
-    # The one-beat last bar is a short bar in 4/4, not a bar of 1/4.
+    # The one-beat last bar is a 4/4 bar filled with rests, as a chart ends, not a bar of 1/4.
     assert changes == [(0, "4"), (2, "3"), (4, "4")]
     bar_beats = [stop - start for start, stop in score.bars()]
     assert bar_beats[-1] == 1
+    bar_beats[-1] = 4
     for measure, n_beats in zip(measures, bar_beats):
         length = 4 * n_beats
         per_voice: dict[str, int] = {}
@@ -282,6 +284,34 @@ def test_musicxml_structure(tmp_path: Path) -> None:
                 voice = note.findtext("voice")
                 per_voice[voice] = per_voice.get(voice, 0) + int(note.findtext("duration"))
         assert set(per_voice.values()) == {length}
+
+
+def test_musicxml_accents_a_chord_once_and_fills_a_short_last_bar(tmp_path: Path) -> None:
+    from tatumdrum.instruments import SEVEN_CLASSES
+
+    # Five beats of 4/4: a full bar, then one beat; snare and crash struck together, both accented.
+    grid = BeatGrid(0.5 + 0.5 * np.arange(5), np.array([1, 2, 3, 4, 1]))
+    row = {inst.abbrev: k for k, inst in enumerate(SEVEN_CLASSES)}
+    onsets = np.zeros((7, 20), bool)
+    velocities = np.zeros((7, 20), np.float32)
+    for tatum, drum, velocity in [(0, "SD", 120), (0, "CR", 122), (0, "BD", 110), (8, "SD", 118), (8, "HH", 60),
+                                  (16, "SD", 70), (16, "CR", 115)]:
+        onsets[row[drum], tatum] = True
+        velocities[row[drum], tatum] = velocity / 127
+    path, parsed = parse_musicxml(DrumScore(grid, 4, onsets, SEVEN_CLASSES, velocities=velocities), tmp_path)
+    # One accent per accented chord of the hands (tatums 0, 8, 16) and one for the kick, its own voice.
+    notes = ET.parse(path).getroot().iter("note")
+    accents = [(n.findtext("unpitched/display-step"), n.find("chord") is not None) for n in notes
+               if n.find("notations/articulations/accent") is not None]
+    assert len(accents) == 4 and not any(chord for _, chord in accents)
+    # music21 reads the one-beat last bar as a whole 4/4 bar: the stroke, then rests to the bar line.
+    measures = list(parsed.parts[0].getElementsByClass(music21.stream.Measure))
+    assert [m.duration.quarterLength for m in measures] == [4, 4]
+    last = measures[-1]
+    assert last.barDuration.quarterLength == 4 and last.timeSignature is None
+    for voice in last.voices:
+        assert voice.duration.quarterLength == 4
+        assert sum(r.quarterLength for r in voice.getElementsByClass(music21.note.Rest)) >= 3
 
 
 def one_beat_types(tatums_per_beat: int, hits: list[int], tmp_path: Path) -> list[tuple]:
@@ -329,7 +359,10 @@ def test_musicxml_odd_tatum_counts_keep_measure_lengths(tmp_path: Path) -> None:
         score = random_score(grid.times, grid.positions, tatums_per_beat=tpb, seed=tpb)
         _, parsed = parse_musicxml(score, tmp_path)
         measures = list(parsed.parts[0].getElementsByClass(music21.stream.Measure))
-        assert [m.duration.quarterLength for m in measures] == [stop - start for start, stop in score.bars()]
+        lengths = [stop - start for start, stop in score.bars()]
+        # 7 beats in 3/4 from a downbeat: two bars and a last beat filled with rests to a third.
+        assert lengths == [3, 3, 1]
+        assert [m.duration.quarterLength for m in measures] == [3, 3, 3]
         assert len(unpitched_notes(parsed.parts[0])) == int(score.onsets.sum())
 
 
