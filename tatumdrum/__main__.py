@@ -1,13 +1,15 @@
 """`python -m tatumdrum` and the `tatumdrum` command: Ctrl-C while the libraries load is one line too."""
-import sys
+from . import interrupt
 
 
 def main() -> None:
+    interrupt.install()
     try:
         from .cli import main as cli_main
+
+        interrupt.check()
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        raise SystemExit(130) from None
+        interrupt.exit_interrupted()
     cli_main()
 
 

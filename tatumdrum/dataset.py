@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .features import MEL
+from .train_config import REMIX_DRUM_DB
 from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument, fold_row, instruments_from_abbrevs
 from .metrics import fold_to
 from .score import DrumScore, merge_rows
@@ -17,7 +18,6 @@ SOURCES = ("drums", "mix")
 # v2 pieces carry the band stem too: "remix" mixes drums and band afresh for every crop.
 V2_SOURCES = ("drums", "mix", "remix")
 # Drum-to-band level of a remix, in dB: from drums buried under a loud band to drums on top.
-REMIX_DRUM_DB = (-14.0, 8.0)
 # A drums-only crop carries a faint band this often, like a separated or bled drum stem.
 BLEED_PROBABILITY = 0.3
 BLEED_DB = (-35.0, -12.0)

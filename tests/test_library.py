@@ -130,7 +130,7 @@ def test_a_missing_file_in_a_list_fails_alone(tmp_path):
 
 def test_ctrl_c_while_the_libraries_load_says_interrupted(tmp_path):
     clip = songs(tmp_path, 1)[0]
-    for delay in (0.4, 1.2):
+    for delay in (0.3, 0.6, 1.2):
         proc = start("transcribe", str(clip), "-o", str(tmp_path / f"x{delay}.mid"))
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
