@@ -16,9 +16,9 @@ from tatumdrum.data.build import crop_and_quantise, fold_class
 from tatumdrum.data.synth import Kit, kit_has_side_stick, list_kits, timgm_path
 from tatumdrum.instruments import EIGHT_CLASSES, SEVEN_CLASSES, THREE_CLASSES, V2_CLASSES, note_to_row
 from tatumdrum.metrics import score_onsets
-from tatumdrum.midi import read_midi_onsets, write_midi
+from tatumdrum.writers.midi import read_midi_onsets, write_midi
 from tatumdrum.model import CRNNConfig, TatumCRNN
-from tatumdrum.musicxml import write_musicxml
+from tatumdrum.writers.musicxml import write_musicxml
 from tatumdrum.score import DrumScore
 from tatumdrum.tatums import BeatGrid
 from tatumdrum.training import init_from

@@ -21,12 +21,12 @@ from tatumdrum.data.synth import GROUPS, multimic_kits, render_drums
 from tatumdrum.dataset import remix_mel
 from tatumdrum.features import log_mel
 from tatumdrum.instruments import SEVEN_CLASSES, THREE_CLASSES, note_to_row
-from tatumdrum.jsonout import score_to_dict
+from tatumdrum.writers.jsonout import score_to_dict
 from tatumdrum.metrics import group_onsets, score_onsets
 from tatumdrum.tatums import BeatGrid
-from tatumdrum.midi import read_midi_onsets, write_midi
+from tatumdrum.writers.midi import read_midi_onsets, write_midi
 from tatumdrum.model import CRNNConfig, TatumCRNN
-from tatumdrum.musicxml import write_musicxml
+from tatumdrum.writers.musicxml import write_musicxml
 from tatumdrum.score import DrumScore
 from tatumdrum.tatums import BeatGrid
 from tatumdrum.weights import TrainedModel, load_model

@@ -79,16 +79,6 @@ class Arrangement:
     progression: tuple[int, ...]
     parts: list[Part]
 
-    def to_midi(self) -> pretty_midi.PrettyMIDI:
-        pm = pretty_midi.PrettyMIDI()
-        for part in self.parts:
-            inst = pretty_midi.Instrument(part.program, is_drum=False, name=part.name)
-            inst.notes = [pretty_midi.Note(v, p, s, e) for s, e, p, v in part.notes]
-            inst.pitch_bends = [pretty_midi.PitchBend(b, t) for t, b in part.bends]
-            inst.control_changes = [pretty_midi.ControlChange(7, part.volume, 0.0)]
-            pm.instruments.append(inst)
-        return pm
-
     def describe(self) -> str:
         key = pretty_midi.note_number_to_name(self.key + 60)[:-1] + (" minor" if self.minor else " major")
         return f"{key}; " + ", ".join(p.name for p in self.parts)
