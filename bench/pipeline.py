@@ -68,7 +68,7 @@ def compose_song(minutes: float, bpm: float = 112.0, seed: int = 0) -> pretty_mi
 def make_song(path: Path, minutes: float) -> float:
     from tatumdrum.data.accompaniment import random_accompaniment
     from tatumdrum.data.effects import normalize_peak
-    from tatumdrum.data.synth import render_drums, random_kit
+    from tatumdrum.data.kits import random_kit, render_drums
 
     rng = np.random.default_rng(1)
     pm = compose_song(minutes)

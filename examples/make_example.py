@@ -19,7 +19,8 @@ import soundfile as sf
 from tatumdrum.data import effects
 from tatumdrum.data.accompaniment import melodic_soundfonts, random_accompaniment
 from tatumdrum.data.gmd import midi_beat_grid
-from tatumdrum.data.synth import SAMPLE_RATE, SOUNDFONT_DIRS, Kit, render_drums
+from tatumdrum.data.kits import render_drums
+from tatumdrum.data.synthesis import SAMPLE_RATE, SOUNDFONT_DIRS, Kit
 
 BPM = 100.0
 LEAD_IN = 0.5  # seconds of silence before the first downbeat

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .outputs import Job
+from .writers.outputs import Job
 
 _WORKER: dict[str, Any] = {}
 

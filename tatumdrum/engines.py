@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .batch import JobResult, load_transcriber, run_job
-from .outputs import Job
+from .writers.outputs import Job
 
 Settings = dict  # Transcriber.load's keyword arguments; a separator is (name, local weights) or None
 

@@ -190,7 +190,7 @@ def read_transcription(path: Path) -> dict[str, np.ndarray]:
     import json
 
     from .instruments import ALL_INSTRUMENTS
-    from .midi import read_midi_onsets
+    from .writers.midi import read_midi_onsets
 
     if path.suffix.lower() == ".json":
         return {k: np.asarray(v, dtype=float) for k, v in json.loads(path.read_text())["onsets"].items()}

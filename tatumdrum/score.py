@@ -83,10 +83,3 @@ class DrumScore:
     def onset_times(self) -> dict[str, np.ndarray]:
         """Onset times in seconds for each instrument, keyed by abbreviation."""
         return {inst.abbrev: self.tatum_times[self.onsets[k]] for k, inst in enumerate(self.instruments)}
-
-    def with_threshold(self, delta: float) -> "DrumScore":
-        """The score obtained by binarising phi at `delta` (the paper uses 0.2)."""
-        if self.probabilities is None:
-            raise ValueError("this score has no probabilities to threshold")
-        return DrumScore(self.beats, self.tatums_per_beat, self.probabilities >= delta,
-                         self.instruments, self.probabilities, self.velocities, dict(self.meta))

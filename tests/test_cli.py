@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from tatumdrum.metrics import score_onsets
-from tatumdrum.midi import read_midi_onsets
+from tatumdrum.writers.midi import read_midi_onsets
 from tatumdrum.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -117,7 +117,7 @@ def test_a_side_stick_counts_as_the_snare_only_where_the_annotation_has_no_side_
     # them as GM 37 (side stick) is right about every stroke there.
     import soundfile as sf
 
-    from tatumdrum.midi import write_midi
+    from tatumdrum.writers.midi import write_midi
     from tatumdrum.score import DrumScore
     from tatumdrum.instruments import EIGHT_CLASSES
     from tatumdrum.tatums import BeatGrid

@@ -237,7 +237,8 @@ def test_hub_file_names_match_installed_openunmix() -> None:
 
 def _drums_and_band(seconds: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
     """A rendered groove (TimGM6mb kit) and a bass-and-piano band, as separate stems."""
-    from tatumdrum.data.synth import SynthTrack, fluid, timgm_path
+    from tatumdrum.data.fluid import fluid
+    from tatumdrum.data.synthesis import SynthTrack, timgm_path
 
     beat = 0.5
     drums, bass, piano = [], [], []

@@ -13,12 +13,13 @@ import pytest
 import torch
 
 from tatumdrum.data.build import crop_and_quantise, fold_class
-from tatumdrum.data.synth import Kit, kit_has_side_stick, list_kits, timgm_path
+from tatumdrum.data.kits import kit_has_side_stick, list_kits
+from tatumdrum.data.synthesis import Kit, timgm_path
 from tatumdrum.instruments import EIGHT_CLASSES, SEVEN_CLASSES, THREE_CLASSES, V2_CLASSES, note_to_row
 from tatumdrum.metrics import score_onsets
-from tatumdrum.midi import read_midi_onsets, write_midi
+from tatumdrum.writers.midi import read_midi_onsets, write_midi
 from tatumdrum.model import CRNNConfig, TatumCRNN
-from tatumdrum.musicxml import write_musicxml
+from tatumdrum.writers.musicxml import write_musicxml
 from tatumdrum.score import DrumScore
 from tatumdrum.tatums import BeatGrid
 from tatumdrum.training import init_from
@@ -118,7 +119,7 @@ def test_a_kit_without_a_cross_stick_labels_it_as_a_snare():
     assert not kit_has_side_stick(Kit("multimic/x", "multimic", Path("/nonexistent"), family="multimic"))
     hydrogen = [k for k in list_kits() if k.kind == "hydrogen"]
     if hydrogen:
-        from tatumdrum.data.synth import hydrogen_kit
+        from tatumdrum.data.hydrogen import hydrogen_kit
 
         for kit in hydrogen:
             assert kit_has_side_stick(kit) == bool(hydrogen_kit(kit.path).roles.get("stick"))

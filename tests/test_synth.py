@@ -13,7 +13,10 @@ import pytest
 from tatumdrum.data import effects
 from tatumdrum.data.accompaniment import generate_arrangement, melodic_soundfonts, random_accompaniment
 from tatumdrum.data.build import NPZ_KEYS, build_split
-from tatumdrum.data.synth import SAMPLE_RATE, classify_instrument, list_kits, remap_to_gm, render_drums
+from tatumdrum.data.drumnotes import remap_to_gm
+from tatumdrum.data.hydrogen import classify_instrument
+from tatumdrum.data.kits import list_kits, render_drums
+from tatumdrum.data.synthesis import SAMPLE_RATE
 from tatumdrum.instruments import DEFAULT_INSTRUMENTS, note_to_row
 
 KITS = list_kits()
@@ -71,7 +74,7 @@ def test_gm_kit_sounds_the_kicks(vary):
 
 def test_tinysoundfont_renders_where_libfluidsynth_is_missing():
     """The PyPI-only synthesizer plays the same tracks: kicks where the MIDI has them, and a band."""
-    from tatumdrum.data.synth import SynthTrack, timgm_path
+    from tatumdrum.data.synthesis import SynthTrack, timgm_path
     from tatumdrum.data.tinysynth import TinySynth
 
     synth = TinySynth(SAMPLE_RATE)

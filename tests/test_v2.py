@@ -17,16 +17,17 @@ from tatumdrum.data.multimic import load_multimic_kit, render_multimic
 from tatumdrum.data.playing import (cross_stick_backbeat, drop_time_keeping, ghost_notes, open_hihats, ride_for_hihat, section_crashes,
                                     sparse_hihats, vary_playing)
 from tatumdrum.data.sampled import load_sampled_instruments, parse_sample_name, render_sampled
-from tatumdrum.data.synth import GROUPS, multimic_kits, render_drums
+from tatumdrum.data.drumnotes import GROUPS
+from tatumdrum.data.kits import multimic_kits, render_drums
 from tatumdrum.dataset import remix_mel
 from tatumdrum.features import log_mel
 from tatumdrum.instruments import SEVEN_CLASSES, THREE_CLASSES, note_to_row
-from tatumdrum.jsonout import score_to_dict
+from tatumdrum.writers.jsonout import score_to_dict
 from tatumdrum.metrics import group_onsets, score_onsets
 from tatumdrum.tatums import BeatGrid
-from tatumdrum.midi import read_midi_onsets, write_midi
+from tatumdrum.writers.midi import read_midi_onsets, write_midi
 from tatumdrum.model import CRNNConfig, TatumCRNN
-from tatumdrum.musicxml import write_musicxml
+from tatumdrum.writers.musicxml import write_musicxml
 from tatumdrum.score import DrumScore
 from tatumdrum.tatums import BeatGrid
 from tatumdrum.weights import TrainedModel, load_model

@@ -13,9 +13,9 @@ import pretty_midi
 import pytest
 
 from tatumdrum.instruments import DEFAULT_INSTRUMENTS
-from tatumdrum.midi import read_midi_onsets, write_midi
-from tatumdrum.musicxml import write_musicxml
-from tatumdrum.jsonout import write_json
+from tatumdrum.writers.midi import read_midi_onsets, write_midi
+from tatumdrum.writers.musicxml import write_musicxml
+from tatumdrum.writers.jsonout import write_json
 from tatumdrum.score import DrumScore
 from tatumdrum.tatums import BeatGrid
 from tatumdrum import writers

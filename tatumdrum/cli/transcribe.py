@@ -52,7 +52,7 @@ def transcribe(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
 ) -> None:
     """Transcribe the drums of songs into scores on their own beat grid."""
-    from ..outputs import OutputPlanError, check_jobs, plan_jobs, split_finished
+    from ..writers.outputs import OutputPlanError, check_jobs, plan_jobs, split_finished
     from ..writers import UnsupportedFormatError, check_output_path
 
     if overwrite and skip_existing:
@@ -104,7 +104,7 @@ def transcribe(
         fail(f"{beats_file}: cannot read beats ({exc})")
     from ..engines import EngineError, run_pool, run_ray
     from ..manifest import Manifest
-    from ..outputs import remove_partial_files
+    from ..writers.outputs import remove_partial_files
 
     deltas = threshold_option(threshold)
     settings = dict(model_path=model, tatums_per_beat=tatums_per_beat, threshold=deltas, meter=forced_meter,
@@ -169,7 +169,7 @@ def _unreadable(path: Path) -> str | None:
 
 def _check_manifest_path(manifest: Optional[Path], jobs) -> None:
     """The manifest is neither an input nor an output, and its folder can be written: checked before any work."""
-    from ..outputs import OutputPlanError, _writable_folder
+    from ..writers.outputs import OutputPlanError, check_writable_folder
 
     if manifest is None:
         return
@@ -179,7 +179,7 @@ def _check_manifest_path(manifest: Optional[Path], jobs) -> None:
             raise OutputPlanError(f"--manifest {manifest}: is also an input or output of this run")
     if manifest.is_dir():
         raise OutputPlanError(f"--manifest {manifest}: is a folder, not a file")
-    _writable_folder(manifest, manifest)
+    check_writable_folder(manifest, manifest)
 
 
 def _run_jobs(jobs, results, transcriber, beats, beats_file: Optional[Path], record, counts: dict,

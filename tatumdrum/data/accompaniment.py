@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pretty_midi
 
-from .synth import SAMPLE_RATE, SOUNDFONT_DIRS, FluidError, SynthTrack, fluid, timgm_path
+from .arrangement import Arrangement, Part, melodic_soundfonts, render_arrangement
+from .band import render_band
+from .synthesis import FluidError
 
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
@@ -48,50 +49,6 @@ MELODY_PROGRAMS = (56, 65, 66, 73, 71, 80, 81, 52, 53, 54, 85, 40, 22, 29, 11, 6
 # Voice-like and bowed leads get vibrato: a steady pitch would sound like no real singer or violinist.
 VIBRATO_PROGRAMS = {52, 53, 54, 85, 40, 65, 66, 68, 71, 73}
 BASS_PATTERNS = ("whole", "quarters", "root_fifth", "eighths", "syncopated", "kick", "kick", "walking")
-
-
-def melodic_soundfonts() -> dict[str, Path]:
-    """The GM soundfonts on this machine for the band (all three ship full melodic banks)."""
-    found = {}
-    for name, path in (("FluidR3_GM", SOUNDFONT_DIRS[0] / "FluidR3_GM.sf2"),
-                       ("MuseScore_General", SOUNDFONT_DIRS[1] / "MuseScore_General.sf3"),
-                       ("TimGM6mb", timgm_path())):
-        if path.is_file():
-            found[name] = path
-    return found
-
-
-@dataclass
-class Part:
-    """One instrument of the band: its GM program, a description, notes and pitch bends (seconds)."""
-
-    name: str
-    program: int
-    notes: list[tuple[float, float, int, int]] = field(default_factory=list)  # start, end, pitch, velocity
-    bends: list[tuple[float, int]] = field(default_factory=list)
-    volume: int = 100
-
-
-@dataclass
-class Arrangement:
-    key: int
-    minor: bool
-    progression: tuple[int, ...]
-    parts: list[Part]
-
-    def to_midi(self) -> pretty_midi.PrettyMIDI:
-        pm = pretty_midi.PrettyMIDI()
-        for part in self.parts:
-            inst = pretty_midi.Instrument(part.program, is_drum=False, name=part.name)
-            inst.notes = [pretty_midi.Note(v, p, s, e) for s, e, p, v in part.notes]
-            inst.pitch_bends = [pretty_midi.PitchBend(b, t) for t, b in part.bends]
-            inst.control_changes = [pretty_midi.ControlChange(7, part.volume, 0.0)]
-            pm.instruments.append(inst)
-        return pm
-
-    def describe(self) -> str:
-        key = pretty_midi.note_number_to_name(self.key + 60)[:-1] + (" minor" if self.minor else " major")
-        return f"{key}; " + ", ".join(p.name for p in self.parts)
 
 
 class _BeatClock:
@@ -336,22 +293,6 @@ def generate_arrangement(beat_times: np.ndarray, beat_positions: np.ndarray, end
     return Arrangement(key, minor, progression, parts)
 
 
-def render_arrangement(arrangement: Arrangement, soundfont: Path, duration: float) -> np.ndarray:
-    """Float32 mono 44.1 kHz audio of the band through one GM soundfont, fluidsynth's own effects off."""
-    tracks = [SynthTrack(soundfont, 0, part.program, [(s, e, p, v) for s, e, p, v in part.notes], False,
-                         part.volume, 0, sorted(part.bends)) for part in arrangement.parts]
-    n_samples = int(np.ceil(duration * SAMPLE_RATE))
-    if not tracks:
-        return np.zeros(n_samples, dtype=np.float32)
-    try:
-        return fluid().render(tracks, n_samples)
-    except FluidError:
-        # A small soundfont may lack a program; piano is in every GM bank.
-        for tr in tracks:
-            tr.preset = 0
-        return fluid().render(tracks, n_samples)
-
-
 @dataclass
 class Accompaniment:
     audio: np.ndarray
@@ -379,8 +320,6 @@ def random_accompaniment(beat_times: np.ndarray, beat_positions: np.ndarray, dur
     arrangement = generate_arrangement(beat_times, beat_positions, end, rng, kick_times, melody)
     if not record_like and not piano_dirs:
         return Accompaniment(render_arrangement(arrangement, fonts[soundfont], duration), soundfont, arrangement)
-    from .band import render_band
-
     audio, layers = render_band(arrangement, fonts[soundfont], duration, rng, beat_times, beat_positions, end,
                                 piano_dirs, record_like, percussion)
     return Accompaniment(audio, soundfont, arrangement, layers)

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from . import effects
-from .accompaniment import Arrangement, Part, render_arrangement
+from .arrangement import Arrangement, Part, render_arrangement
 from .sampled import load_sampled_instruments, render_sampled
-from .synth import SAMPLE_RATE, FluidError, SynthTrack, fluid
+from .fluid import fluid
+from .synthesis import SAMPLE_RATE, FluidError, SynthTrack
 from .vocals import espeak_path, vocal_track
 
 PIANO_PROGRAMS = range(0, 8)

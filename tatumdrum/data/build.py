@@ -26,7 +26,8 @@ from . import effects
 from .accompaniment import random_accompaniment
 from .gmd import QuantizationStats, drum_hits, midi_beat_grid, quantize_onsets, read_info
 from .playing import vary_playing
-from .synth import SAMPLE_RATE, Kit, kit_has_side_stick, list_kits, multimic_kits, random_kit, render_drums
+from .kits import kit_has_side_stick, list_kits, multimic_kits, random_kit, render_drums
+from .synthesis import SAMPLE_RATE, Kit
 
 # What every piece holds; v2 builds (`BuildOptions.v2`) add mel_band, velocities and instruments.
 NPZ_KEYS = ("mel_drums", "mel_mix", "tatum_times", "beat_times", "beat_positions", "tatums_per_beat", "targets",

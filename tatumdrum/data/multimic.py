@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .synth import NOTE_GROUP, SAMPLE_RATE, _mix_hits, _pitched
+from .drumnotes import NOTE_GROUP
+from .sampler import mix_hits, pitch_shift
+from .synthesis import SAMPLE_RATE
 
 MIC_GROUPS: dict[str, tuple[str, ...]] = {
     "kick": ("KdrumL", "KdrumR"),
@@ -142,9 +144,9 @@ def render_multimic(notes: list, velocities: np.ndarray, levels: dict[str, float
         idx = int(np.clip(round(centre + rng.normal(0.0, 0.8)), 0, len(takes) - 1))
         key = (str(piece), idx, tuning[group])
         if key not in mixed:
-            mixed[key] = _pitched(_mixed_take(takes[idx], gains), tuning[group])
+            mixed[key] = pitch_shift(_mixed_take(takes[idx], gains), tuning[group])
         # Takes already carry the dynamics; a gentle extra gain bridges the velocity between takes.
         gain = (0.6 + 0.4 * float(v) / 127.0) * 10 ** (levels[group] / 20.0)
         hits.append((n.start, n.pitch, mixed[key], gain))
-    return _mix_hits(hits, n_samples)
+    return mix_hits(hits, n_samples)
 

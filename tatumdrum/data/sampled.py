@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .synth import SAMPLE_RATE, _pitched
+from .sampler import pitch_shift
+from .synthesis import SAMPLE_RATE
 
 _NOTE_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _NAME_NOTE = re.compile(r"^(.*?)[ _-]*([A-Ga-g])([#b]?)(-?\d)$")
@@ -94,7 +95,7 @@ def render_sampled(instrument: SampledInstrument, notes: list[tuple[float, float
         key_note, path = min(layer, key=lambda x: abs(x[0] - pitch))
         key = (path, int(pitch) - key_note)
         if key not in pitched:
-            pitched[key] = _pitched(_sample(path), float(key[1]))
+            pitched[key] = pitch_shift(_sample(path), float(key[1]))
         s = int(round(start * SAMPLE_RATE))
         if s >= n_samples:
             continue

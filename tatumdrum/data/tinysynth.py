@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .synthesis import FluidError, track_events
+
 
 class TinySynth:
     """`FluidSynth`'s interface (`load`, `render`) over TinySoundFont."""
@@ -33,13 +35,11 @@ class TinySynth:
             try:
                 self._sfids[soundfont] = self.synth.sfload(str(soundfont))
             except Exception as exc:  # tinysoundfont raises its own exception type for unreadable files
-                from .synth import FluidError
 
                 raise FluidError(f"{soundfont}: tinysoundfont could not load this soundfont ({exc})") from None
         return self._sfids[soundfont]
 
     def _select(self, ch: int, sfid: int, track) -> None:
-        from .synth import FluidError
 
         # A GM drum bank without the asked kit plays its standard kit, as FluidSynth does.
         for preset in dict.fromkeys((track.preset, 0)):
@@ -57,7 +57,6 @@ class TinySynth:
             raise ValueError(f"at most {self.MAX_CHANNELS} tracks")
         synth, sr = self.synth, self.sample_rate
         self._silence()
-        from .synth import track_events
 
         for ch, tr in enumerate(tracks):
             self._select(ch, self.load(tr.soundfont), tr)

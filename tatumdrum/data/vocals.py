@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-from .synth import SAMPLE_RATE
+from .synthesis import SAMPLE_RATE
 
 ONSETS = ("s", "sh", "t", "k", "p", "b", "ch", "st", "tr", "f", "th", "z", "d", "g", "l", "m", "n", "r", "w",
           "y", "", "sk", "sp", "pl", "cl", "br", "j")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .instruments import DrumInstrument
-from .score import DrumScore
+from ..instruments import DrumInstrument
+from ..score import DrumScore
 
 PART_ID = "P1"
 # Note types by length in quarter notes.

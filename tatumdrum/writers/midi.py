@@ -7,8 +7,8 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from .instruments import DEFAULT_INSTRUMENTS, DrumInstrument, note_to_row
-from .score import DrumScore
+from ..instruments import DEFAULT_INSTRUMENTS, DrumInstrument, note_to_row
+from ..score import DrumScore
 
 TICKS_PER_BEAT = 480
 DRUM_CHANNEL = 9  # General MIDI channel 10, counted from zero as mido does

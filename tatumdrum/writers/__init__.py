@@ -11,7 +11,7 @@ from .jsonout import write_json
 from .midi import write_midi
 from .musicxml import write_musicxml
 from .plot import write_png
-from .score import DrumScore
+from ..score import DrumScore
 
 Writer = Callable[[DrumScore, Path], None]
 

@@ -76,7 +76,7 @@ def plan_jobs(inputs: list[Path], output: Path | None, formats: list[str], save_
     return jobs
 
 
-def _writable_folder(path: Path, given: Path) -> None:
+def check_writable_folder(path: Path, given: Path) -> None:
     """The folder of `path` exists and is writable, or its first existing ancestor is (so it can be made)."""
     folder = path.parent if str(path.parent) else Path(".")
     probe = folder
@@ -109,7 +109,7 @@ def check_jobs(jobs: list[Job], overwrite: bool, skip_existing: bool = False) ->
                 raise OutputPlanError(f"{out}: is a folder, not a file")
             if out.exists() and not (overwrite or skip_existing):
                 raise OutputPlanError(f"{out}: exists; use --overwrite to replace it or --skip-existing to keep it")
-            _writable_folder(out, out)
+            check_writable_folder(out, out)
 
 
 def split_finished(jobs: list[Job]) -> tuple[list[Job], list[Job]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .score import DrumScore
+from ..score import DrumScore
 
 
 def _times(values: np.ndarray) -> list[float]:

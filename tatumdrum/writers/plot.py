@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .score import DrumScore
+from ..score import DrumScore
 
 SECONDS_PER_INCH = 4.0
 MAX_WIDTH_INCHES = 200.0
