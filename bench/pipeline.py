@@ -124,7 +124,7 @@ def run(minutes: float, separation: bool, models: list[Path | None] | None = Non
         label = "CRNN" if len(loaded) == 1 else f"CRNN [{name}]"
         phi = timed(label, lambda: tatum_probabilities(model, mel, tatum_times))
         if i == 0:
-            score = DrumScore(grid, 4, phi >= model.threshold, model.instruments, probabilities=phi)
+            score = DrumScore(grid, 4, model.policy.decide(phi), model.instruments, probabilities=phi)
     timed("writing (mid+musicxml+json)",
           lambda: [write_score(score, work / f"out.{ext}") for ext in ("mid", "musicxml", "json")])
     # As `transcribe` runs it: the spectrogram and encoder beside the beat tracker (inference.py).

@@ -9,6 +9,7 @@ chooses delta on validation data, or no rule at all.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -75,3 +76,67 @@ def with_overrides(instruments: Sequence[DrumInstrument], deltas: np.ndarray,
             raise ValueError(f"no drum {name} in this model (it has {', '.join(known)})")
         out[rows] = d
     return out
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """How one model turns phi into a score: an onset threshold per drum, and given thresholds.
+
+    The one place that knows the rules: the pipeline decides with it, `--threshold` overrides it, a
+    model file stores it, and JSON describes it.
+    """
+
+    instruments: tuple[DrumInstrument, ...]
+    thresholds: tuple[float, ...]  # one onset threshold (the paper's delta) per drum
+    given: tuple[GivenThreshold, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.thresholds) != len(self.instruments):
+            raise ValueError(f"{len(self.thresholds)} thresholds for {len(self.instruments)} drums")
+        names = {i.abbrev for i in self.instruments}
+        for drum, other, _ in self.given:
+            if drum not in names or other not in names:
+                raise ValueError(f"a given threshold for {drum} on {other}, not among its drums")
+
+    @classmethod
+    def uniform(cls, instruments: Sequence[DrumInstrument], threshold: float) -> "DecisionPolicy":
+        """The same threshold for every drum and no given thresholds (v1 files, a fresh training run)."""
+        return cls(tuple(instruments), tuple(float(threshold) for _ in instruments))
+
+    def deltas(self) -> np.ndarray:
+        """The onset thresholds as an array, (K,)."""
+        return np.asarray(self.thresholds, dtype=np.float32)
+
+    def decide(self, phi: np.ndarray) -> np.ndarray:
+        """Onsets (K, M) bool."""
+        return decide(phi, self.instruments, self.deltas(), self.given)
+
+    def overridden(self, option: float | dict[str, float] | None) -> "DecisionPolicy":
+        """`--threshold`: one threshold for every drum (the given thresholds stay), or some drums' thresholds
+        over these (`with_overrides`). Raises ValueError for a drum the model lacks."""
+        if option is None:
+            return self
+        if isinstance(option, dict):
+            deltas = with_overrides(self.instruments, self.deltas(), option)
+        else:
+            deltas = np.full(len(self.instruments), option, np.float32)
+        return replace(self, thresholds=tuple(float(d) for d in deltas))
+
+    def describe(self) -> dict:
+        """The JSON score's `threshold` (a number, or one per drum) and, where there are any, `given_thresholds`."""
+        deltas = self.deltas()
+        threshold: float | dict[str, float] = round(float(deltas[0]), 4)
+        if np.any(deltas != deltas[0]):
+            threshold = {inst.abbrev: round(float(d), 4) for inst, d in zip(self.instruments, deltas)}
+        described: dict = {"threshold": threshold}
+        if self.given:
+            described["given_thresholds"] = [{"drum": d, "given": g, "threshold": t} for d, g, t in self.given]
+        return described
+
+    def to_dict(self) -> dict:
+        return {"thresholds": [float(t) for t in self.thresholds], "given": [list(g) for g in self.given]}
+
+    @classmethod
+    def from_dict(cls, instruments: Sequence[DrumInstrument], data: dict) -> "DecisionPolicy":
+        return cls(tuple(instruments), tuple(float(t) for t in data["thresholds"]),
+                   tuple((str(d), str(g), float(t)) for d, g, t in data.get("given", [])))

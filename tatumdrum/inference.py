@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from .beats import BeatTracker
-from .decisions import with_overrides
 from .features import MEL, load_audio, log_mel
 from .meter import MetricalModel, choose_bars
 from .model import encode_in_chunks, spans_tensor
@@ -64,7 +63,7 @@ def decode(model: TrainedModel, frames: torch.Tensor, tatum_times: np.ndarray
     tatum_times = tatum_times - EDGE_FRAMES / MEL.fps
     phi = np.zeros((act.shape[0], len(tatum_times)), dtype=np.float32)
     for k in range(act.shape[0]):
-        peaks = pick_peaks(act[k], model.threshold)
+        peaks = pick_peaks(act[k], model.policy.thresholds[k])
         idx = quantize_to_tatums(peaks / MEL.fps, tatum_times)
         np.maximum.at(phi[k], idx, act[k, peaks])
     return phi, None
@@ -146,22 +145,16 @@ class Transcriber:
         slack = 0.5 / MEL.fps
         outside = (score.tatum_times < -slack) | (score.tatum_times >= len(audio) / MEL.sample_rate)
         phi[:, outside] = 0.0
-        deltas = model.thresholds()
-        if isinstance(self.threshold, dict):
-            deltas = with_overrides(model.instruments, deltas, self.threshold)
-        elif self.threshold is not None:
-            deltas = np.full(len(phi), self.threshold, np.float32)
-        threshold: float | dict[str, float] = round(float(deltas[0]), 4)
-        if np.any(deltas != deltas[0]):
-            threshold = {inst.abbrev: round(float(d), 4) for inst, d in zip(model.instruments, deltas)}
-        meta = {"model": self.model.info.get("name", "custom"), "threshold": threshold,
+        policy = model.policy.overridden(self.threshold)
+        described = policy.describe()
+        meta = {"model": self.model.info.get("name", "custom"), "threshold": described["threshold"],
                 "separation": None if self.separator is None else getattr(self.separator, "source", "open-unmix"),
                 "duration": round(len(audio) / MEL.sample_rate, 6), "beats": "given" if given else "tracked"}
         if kind is not None:
             meta["input"] = kind
-        if model.given_thresholds:
-            meta["given_thresholds"] = [{"drum": d, "given": g, "threshold": t} for d, g, t in model.given_thresholds]
-        score = DrumScore(beats, self.tatums_per_beat, model.onsets(phi, deltas), model.instruments, phi, velocity,
+        if "given_thresholds" in described:
+            meta["given_thresholds"] = described["given_thresholds"]
+        score = DrumScore(beats, self.tatums_per_beat, policy.decide(phi), model.instruments, phi, velocity,
                           meta)
         score = choose_bars(score, self.metrical_model, self.meter, self.correct_bars and not given,
                             self.downbeat_shift)

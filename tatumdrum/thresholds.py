@@ -104,9 +104,9 @@ def choose(sweeps: list[dict[float, dict[str, OnsetCounts]]]) -> dict[str, tuple
 
 
 def class_thresholds(instruments: tuple[DrumInstrument, ...], chosen: dict[str, tuple[float, float]],
-                     default: float) -> tuple[float, ...]:
-    """delta per class: its group's choice, else `default`."""
-    return tuple(float(chosen[i.group][0]) if i.group in chosen else float(default) for i in instruments)
+                     current: tuple[float, ...]) -> tuple[float, ...]:
+    """Onset threshold per drum: its group's choice, else the drum's `current` one."""
+    return tuple(float(chosen[i.group][0]) if i.group in chosen else float(d) for i, d in zip(instruments, current))
 
 
 def tune(model: TrainedModel, sets: dict[str, Callable[[], Iterable[Item]]], deltas: tuple[float, ...] = DELTAS
@@ -114,7 +114,7 @@ def tune(model: TrainedModel, sets: dict[str, Callable[[], Iterable[Item]]], del
     """Sweep every named validation set, choose per group; returns class thresholds, choices and sweeps."""
     sweeps = {name: sweep(make(), model.instruments, deltas) for name, make in sets.items()}
     chosen = choose(list(sweeps.values()))
-    return class_thresholds(model.instruments, chosen, model.threshold), chosen, sweeps
+    return class_thresholds(model.instruments, chosen, model.policy.thresholds), chosen, sweeps
 
 
 def counts_with(items: Iterable[Item], instruments: tuple[DrumInstrument, ...], deltas: tuple[float, ...],

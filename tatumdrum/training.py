@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .dataset import SOURCES, V2_SOURCES, Piece, load_pieces, make_batch, pieces_by_class, with_classes
+from .decisions import DecisionPolicy
 from .features import MEL
 from .instruments import DrumInstrument, fold_row, instruments_from_abbrevs
 from .losses import frame_loss, language_loss, total_loss, transcription_loss, velocity_loss
@@ -240,7 +241,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
         if improved:
             state["best_f"] = f
         if improved or cfg.keep_last:
-            TrainedModel(net, cfg.kind, instruments, cfg.threshold,
+            TrainedModel(net, cfg.kind, instruments, DecisionPolicy.uniform(instruments, cfg.threshold),
                          {"train_config": asdict(cfg), "epoch": epoch + 1, "valid": report}).save(out)
         state["epoch"] = epoch + 1
         tmp = ckpt_path.with_suffix(".ckpt.tmp")

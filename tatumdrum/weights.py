@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .decisions import GivenThreshold, decide
+from .decisions import DecisionPolicy
 from .instruments import DrumInstrument, instruments_from_abbrevs
 from .model import CRNNConfig, FrameCRNN, TatumCRNN, TatumEnsemble
 
 DEFAULT_MODEL = "crnn.pt"
-FORMAT = "tatumdrum-model-1"
-# A file of several networks; its own name, so that a version without ensembles refuses it cleanly.
-ENSEMBLE_FORMAT = "tatumdrum-ensemble-1"
-# A model with a second model for drum stems (`TrainedModel.stem_model`).
-ROUTED_FORMAT = "tatumdrum-routed-1"
+# One format for every model file: the networks, each stored once, and one or two named routes (a route
+# is the networks whose phi is averaged, and its decision policy): "all", or "mix" and "stem", where the
+# audio's percussiveness picks the route per file (input_kind.py).
+FORMAT = "tatumdrum-model-2"
+# Files written before it (single networks, ensembles, routed pairs) still load.
+OLD_FORMATS = ("tatumdrum-model-1", "tatumdrum-ensemble-1", "tatumdrum-routed-1")
 
 
 class ModelFileError(ValueError):
@@ -26,23 +27,17 @@ class ModelFileError(ValueError):
 
 @dataclass
 class TrainedModel:
-    """A network with what inference needs to use it: its kind, instruments and threshold."""
+    """A network (or several, phi averaged) with what inference needs: its kind, drums and decision policy."""
 
     net: TatumCRNN | FrameCRNN | TatumEnsemble
     kind: str  # "tatum" or "frame"
     instruments: tuple[DrumInstrument, ...]
-    threshold: float
+    policy: DecisionPolicy
     info: dict = field(default_factory=dict)
-    # One delta per instrument, chosen on validation data (`tatumdrum tune-thresholds`); None: `threshold`
-    # for every instrument (v1 and the first v2 files).
-    class_thresholds: tuple[float, ...] | None = None
-    # A second model for drum stems, and the percussiveness (input_kind.py) from which a file counts as one;
+    # The model for drum stems, and the percussiveness (input_kind.py) from which a file counts as one;
     # None: this model hears every file.
     stem_model: "TrainedModel | None" = None
     stem_percussiveness: float | None = None
-    # Deltas on the tatums where another drum is written (decisions.py), chosen on validation data by
-    # `tatumdrum tune-thresholds --given`; () in older files.
-    given_thresholds: tuple[GivenThreshold, ...] = ()
 
     def for_input(self, mel: np.ndarray, kind: str = "auto") -> tuple["TrainedModel", str | None]:
         """The model that hears this log-mel spectrogram, and the input kind it was picked for (None: one model)."""
@@ -54,16 +49,6 @@ class TrainedModel:
             kind = input_kind(mel, self.stem_percussiveness)
         return (self.stem_model if kind == "stem" else self), kind
 
-    def thresholds(self) -> np.ndarray:
-        """delta per instrument, (K,)."""
-        if self.class_thresholds is not None:
-            return np.asarray(self.class_thresholds, dtype=np.float32)
-        return np.full(len(self.instruments), self.threshold, dtype=np.float32)
-
-    def onsets(self, phi: np.ndarray, deltas: np.ndarray | None = None) -> np.ndarray:
-        """(K, M) bool: where this model writes a stroke, by its deltas (or `deltas`) and given thresholds."""
-        return decide(phi, self.instruments, self.thresholds() if deltas is None else deltas, self.given_thresholds)
-
     def save(self, path: Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,20 +57,36 @@ class TrainedModel:
         tmp.replace(path)
 
     def _blob(self) -> dict:
-        if isinstance(self.net, TatumEnsemble):
-            networks = {"format": ENSEMBLE_FORMAT,
-                        "members": [{"config": m.cfg.to_dict(), "state_dict": _on_cpu(m)} for m in self.net.members]}
-        else:
-            networks = {"format": FORMAT, "config": self.net.cfg.to_dict(), "state_dict": _on_cpu(self.net)}
-        blob = {**networks, "kind": self.kind, "instruments": [i.abbrev for i in self.instruments],
-                "threshold": self.threshold, "info": self.info,
-                "class_thresholds": None if self.class_thresholds is None else list(self.class_thresholds),
-                "given_thresholds": [list(g) for g in self.given_thresholds]}
-        if self.stem_model is not None:
-            # Its own format name, so that a version without stem models refuses the file cleanly.
-            blob.update(format=ROUTED_FORMAT, networks_format=blob["format"], stem=self.stem_model._blob(),
-                        stem_percussiveness=self.stem_percussiveness)
-        return blob
+        networks: list[torch.nn.Module] = []
+
+        def index(net: torch.nn.Module) -> int:
+            for i, known in enumerate(networks):
+                if _same_network(known, net):
+                    return i
+            networks.append(net)
+            return len(networks) - 1
+
+        def route(model: TrainedModel) -> dict:
+            ensemble = isinstance(model.net, TatumEnsemble)
+            members = list(model.net.members) if ensemble else [model.net]
+            return {"networks": [index(m) for m in members], "ensemble": ensemble,
+                    "policy": model.policy.to_dict(), "info": model.info}
+
+        routes = {"all": route(self)} if self.stem_model is None else \
+            {"mix": route(self), "stem": route(self.stem_model)}
+        return {"format": FORMAT, "kind": self.kind, "instruments": [i.abbrev for i in self.instruments],
+                "networks": [{"config": n.cfg.to_dict(), "state_dict": _on_cpu(n)} for n in networks],
+                "routes": routes, "stem_percussiveness": self.stem_percussiveness}
+
+
+def _same_network(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """The same network, also when loaded twice (a route's networks are often another route's too)."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or a.cfg.to_dict() != b.cfg.to_dict():
+        return False
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
 
 
 def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
@@ -108,33 +109,51 @@ def load_model(path: Path | None = None) -> TrainedModel:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelFileError(f"{path}: not a readable model file ({type(exc).__name__})") from None
-    if not isinstance(blob, dict) or blob.get("format") not in (FORMAT, ENSEMBLE_FORMAT, ROUTED_FORMAT):
+    if not isinstance(blob, dict) or blob.get("format") not in (FORMAT, *OLD_FORMATS):
         raise ModelFileError(f"{path}: not a tatumdrum transcription model")
-    return _from_blob(blob, path)
+    try:
+        return _from_blob(blob) if blob["format"] == FORMAT else _from_old_blob(blob)
+    except ValueError as exc:  # a decision policy that does not fit the model's drums
+        raise ModelFileError(f"{path}: {exc}") from None
 
 
-def _from_blob(blob: dict, path: Path) -> TrainedModel:
+def _from_blob(blob: dict) -> TrainedModel:
+    kind = blob["kind"]
+    instruments = instruments_from_abbrevs(blob["instruments"])
+    networks = [_network(kind, n["config"], n["state_dict"]) for n in blob["networks"]]
+
+    def route(data: dict) -> TrainedModel:
+        members = [networks[i] for i in data["networks"]]
+        net = TatumEnsemble(members) if data["ensemble"] else members[0]
+        net.eval()
+        return TrainedModel(net, kind, instruments, DecisionPolicy.from_dict(instruments, data["policy"]),
+                            data.get("info", {}))
+
+    routes = blob["routes"]
+    if "all" in routes:
+        return route(routes["all"])
+    return replace(route(routes["mix"]), stem_model=route(routes["stem"]),
+                   stem_percussiveness=float(blob["stem_percussiveness"]))
+
+
+def _from_old_blob(blob: dict) -> TrainedModel:
+    """Files of the first format family: one network, an ensemble, or a routed pair (a nested blob)."""
     stem = None
-    if blob["format"] == ROUTED_FORMAT:
-        stem = _from_blob(blob["stem"], path)
+    if blob["format"] == "tatumdrum-routed-1":
+        stem = _from_old_blob(blob["stem"])
         blob = {**blob, "format": blob["networks_format"]}
-    if blob["format"] == ENSEMBLE_FORMAT:
+    if blob["format"] == "tatumdrum-ensemble-1":
         net = TatumEnsemble([_network("tatum", m["config"], m["state_dict"]) for m in blob["members"]])
     else:
         net = _network(blob["kind"], blob["config"], blob["state_dict"])
     net.eval()
     instruments = instruments_from_abbrevs(blob["instruments"])
     per_class = blob.get("class_thresholds")
-    if per_class is not None and len(per_class) != len(instruments):
-        raise ModelFileError(f"{path}: {len(per_class)} class thresholds for {len(instruments)} instruments")
+    thresholds = [float(blob["threshold"])] * len(instruments) if per_class is None else [float(t) for t in per_class]
     given = tuple((str(d), str(g), float(t)) for d, g, t in blob.get("given_thresholds", []))
-    names = {i.abbrev for i in instruments}
-    for drum, other, _ in given:
-        if drum not in names or other not in names:
-            raise ModelFileError(f"{path}: a given threshold for {drum} on {other}, not among its drums")
-    return TrainedModel(net, blob["kind"], instruments, float(blob["threshold"]), blob.get("info", {}),
-                        None if per_class is None else tuple(float(t) for t in per_class), stem,
-                        None if stem is None else float(blob["stem_percussiveness"]), given)
+    policy = DecisionPolicy(instruments, tuple(thresholds), given)
+    return TrainedModel(net, blob["kind"], instruments, policy, blob.get("info", {}), stem,
+                        None if stem is None else float(blob["stem_percussiveness"]))
 
 
 def _on_cpu(net: torch.nn.Module) -> dict:
@@ -170,11 +189,10 @@ def ensemble(models: list[TrainedModel], names: list[str]) -> TrainedModel:
             raise ModelFileError(f"{name}: holds a mix model and a stem model; average models before joining them")
         _check_same_drums(model, name, models[0], names[0])
         members += list(model.net.members) if isinstance(model.net, TatumEnsemble) else [model.net]
-    deltas = np.mean([m.thresholds() for m in models], axis=0)
-    return TrainedModel(TatumEnsemble(members), "tatum", models[0].instruments,
-                        float(np.mean([m.threshold for m in models])),
-                        {"members": [{"name": n, **m.info} for n, m in zip(names, models)]},
-                        tuple(round(float(d), 4) for d in deltas))
+    deltas = np.mean([m.policy.deltas() for m in models], axis=0)
+    policy = DecisionPolicy(models[0].instruments, tuple(round(float(d), 4) for d in deltas))
+    return TrainedModel(TatumEnsemble(members), "tatum", models[0].instruments, policy,
+                        {"members": [{"name": n, **m.info} for n, m in zip(names, models)]})
 
 
 def with_stem_model(mix: TrainedModel, stem: TrainedModel, names: tuple[str, str],

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tatumdrum.decisions import decide
+from tatumdrum.decisions import DecisionPolicy, decide
 from tatumdrum.instruments import EIGHT_CLASSES
 from tatumdrum.thresholds import Item, counts_with, tune_given
 from tatumdrum.weights import ModelFileError, load_model
@@ -76,13 +76,13 @@ def test_given_thresholds_are_tuned_saved_and_applied(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "HH where SS is written:" in result.stdout + result.stderr
     model = load_model(tuned)
-    hh = model.class_thresholds[ROW["HH"]]
-    assert all(d in ("HH", "OH") and g == "SS" and t > hh for d, g, t in model.given_thresholds)
+    hh = model.policy.thresholds[ROW["HH"]]
+    assert all(d in ("HH", "OH") and g == "SS" and t > hh for d, g, t in model.policy.given)
     # Applied by the pipeline: the side stick written almost everywhere, and a hi-hat on those tatums
     # only above 0.99. Read back from JSON, with the model's phi.
-    model.class_thresholds = tuple(0.001 if i.abbrev == "SS" else d for i, d in zip(EIGHT_CLASSES, model.class_thresholds))
+    deltas = tuple(0.001 if i.abbrev == "SS" else d for i, d in zip(EIGHT_CLASSES, model.policy.thresholds))
     for name, rules in (("plain", ()), ("ruled", (("HH", "SS", 0.99),))):
-        model.given_thresholds = rules
+        model.policy = DecisionPolicy(EIGHT_CLASSES, deltas, rules)
         model.save(tmp_path / f"{name}.pt")
         out = tmp_path / f"{name}.json"
         result = run("transcribe", str(CLIP), "-o", str(out), "-m", str(tmp_path / f"{name}.pt"), "--quiet")
@@ -138,7 +138,7 @@ def test_threshold_option_sets_some_drums_over_the_models_own(tmp_path):
     doc = json.loads(out.read_text())
     bundled = load_model(None)
     heard = bundled.stem_model if doc["input"] == "stem" else bundled
-    own = dict(zip((i.abbrev for i in heard.instruments), heard.thresholds().tolist()))
+    own = dict(zip((i.abbrev for i in heard.instruments), heard.policy.deltas().tolist()))
     expected = {**{k: round(v, 4) for k, v in own.items()}, "TT": 0.9, "HH": 0.3, "OH": 0.5}
     assert doc["threshold"] == expected
     phi, times = np.asarray(doc["probabilities"]), np.asarray(doc["tatum_times"])

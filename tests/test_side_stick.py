@@ -24,6 +24,7 @@ from tatumdrum.score import DrumScore
 from tatumdrum.tatums import BeatGrid
 from tatumdrum.training import init_from
 from tatumdrum.weights import TrainedModel
+from tatumdrum.decisions import DecisionPolicy
 
 ROW = {i.abbrev: k for k, i in enumerate(EIGHT_CLASSES)}
 
@@ -127,7 +128,8 @@ def test_a_kit_without_a_cross_stick_labels_it_as_a_snare():
 
 def test_a_new_class_starts_from_the_class_it_folds_into():
     torch.manual_seed(0)
-    seven = TrainedModel(TatumCRNN(CRNNConfig(n_instruments=7, velocity=True)), "tatum", SEVEN_CLASSES, 0.4)
+    seven = TrainedModel(TatumCRNN(CRNNConfig(n_instruments=7, velocity=True)), "tatum", SEVEN_CLASSES,
+                         DecisionPolicy.uniform(SEVEN_CLASSES, 0.4))
     eight = TatumCRNN(CRNNConfig(n_instruments=8, velocity=True))
     assert init_from(eight, seven, EIGHT_CLASSES) == ["SS"]
     src = seven.net.state_dict()

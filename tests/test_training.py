@@ -34,7 +34,7 @@ def test_train_learns_checkpoints_and_resumes(tiny_dataset, tmp_path):
     state = train(cfg)
     assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
     model = load_model(out)
-    assert model.kind == "tatum" and model.threshold == 0.2
+    assert model.kind == "tatum" and model.policy.thresholds == (0.2,) * len(model.instruments)
     assert "valid" in model.info and json.loads(out.with_suffix(".history.json").read_text())["epoch"] == 3
 
 

@@ -31,6 +31,7 @@ from tatumdrum.writers.musicxml import write_musicxml
 from tatumdrum.score import DrumScore
 from tatumdrum.tatums import BeatGrid
 from tatumdrum.weights import TrainedModel, load_model
+from tatumdrum.decisions import DecisionPolicy
 
 SR = 44100
 GM_OF = {i.abbrev: i.gm_note for i in SEVEN_CLASSES}
@@ -136,7 +137,7 @@ def test_json_carries_velocities_per_onset():
 def test_velocity_head_round_trips_through_a_model_file(tmp_path):
     net = TatumCRNN(CRNNConfig(n_instruments=7, velocity=True))
     path = tmp_path / "v.pt"
-    TrainedModel(net, "tatum", SEVEN_CLASSES, 0.2).save(path)
+    TrainedModel(net, "tatum", SEVEN_CLASSES, DecisionPolicy.uniform(SEVEN_CLASSES, 0.2)).save(path)
     model = load_model(path)
     assert model.instruments == SEVEN_CLASSES and model.net.velocity_fc is not None
     mel = torch.zeros(1, 300, 80)
@@ -526,13 +527,13 @@ def test_per_drum_thresholds_are_tuned_saved_and_applied(tmp_path):
                                       "--recordings", str(examples)])
     assert result.exit_code == 0, result.output
     model = load_model(tuned)
-    assert len(model.class_thresholds) == len(model.instruments)
-    assert all(d in DELTAS for d in model.class_thresholds)
+    assert len(model.policy.thresholds) == len(model.instruments)
+    assert all(d in DELTAS for d in model.policy.thresholds)
     # Open and closed hi-hat share the HH group's delta.
     abbrevs = [i.abbrev for i in model.instruments]
-    assert model.class_thresholds[abbrevs.index("OH")] == model.class_thresholds[abbrevs.index("HH")]
+    assert model.policy.thresholds[abbrevs.index("OH")] == model.policy.thresholds[abbrevs.index("HH")]
     # Applied per drum: make the deltas very different and read the score back from JSON.
-    model.class_thresholds = tuple(0.05 if a == "HH" else 0.95 for a in abbrevs)
+    model.policy = DecisionPolicy(model.instruments, tuple(0.05 if a == "HH" else 0.95 for a in abbrevs))
     model.save(tmp_path / "odd.pt")
     out = tmp_path / "odd.json"
     result = CliRunner().invoke(app, ["transcribe", str(examples / "groove.wav"), "-o", str(out), "-m",

@@ -198,11 +198,9 @@ def threshold_option(text: str | None) -> float | dict[str, float] | None:
 
 def check_threshold_drums(text: str | None, deltas: object, model: object) -> None:
     """Per-drum --threshold names, checked against the loaded model's drums before any work."""
-    from ..decisions import with_overrides
-
     if isinstance(deltas, dict):
         try:
-            with_overrides(model.instruments, model.thresholds(), deltas)
+            model.policy.overridden(deltas)
         except ValueError as exc:
             fail(f"--threshold {text}: {exc}", 2)
 

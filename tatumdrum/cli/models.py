@@ -26,6 +26,7 @@ def tune_thresholds(
                                               "none, if none helps); repeatable."),
 ) -> None:
     """Choose each drum's onset threshold on validation data: the best mean F over the given sets."""
+    from ..decisions import DecisionPolicy
     from ..thresholds import DELTAS, recorded_items, rendered_items, tune, tune_given
     from ..weights import ModelFileError, load_model
 
@@ -66,12 +67,11 @@ def tune_thresholds(
         console.print(f"{group} where {drum} is written: {said} (mean {group} F {100 * f:.1f}, without "
                       f"{100 * f_without:.1f})", highlight=False)
         rules += found
-    model.given_thresholds = tuple(rules)
-    model.class_thresholds = thresholds
-    model.info = {**model.info, "class_thresholds_from": sorted(sets), "class_thresholds_sources": list(src),
-                  "deltas_tried": list(DELTAS)}
+    model.policy = DecisionPolicy(model.instruments, thresholds, tuple(rules))
+    model.info = {**model.info, "thresholds_from": sorted(sets), "thresholds_sources": list(src),
+                  "thresholds_tried": list(DELTAS)}
     model.save(out)
-    extra = "".join(f", {d} where {g} is written {t}" for d, g, t in model.given_thresholds)
+    extra = "".join(f", {d} where {g} is written {t}" for d, g, t in model.policy.given)
     console.print(f"thresholds {dict(zip((i.abbrev for i in model.instruments), thresholds))}{extra} written to {out}",
                   highlight=False)
 
@@ -106,7 +106,7 @@ def ensemble_cmd(
     except ModelFileError as exc:
         fail(str(exc))
     model.save(out)
-    deltas = dict(zip((i.abbrev for i in model.instruments), model.class_thresholds))
+    deltas = dict(zip((i.abbrev for i in model.instruments), model.policy.thresholds))
     console.print(f"{len(model.net.members)} networks written to {out}; thresholds (the members' mean) {deltas}. "
                   f"Choose them anew: tatumdrum tune-thresholds {out} -o TUNED.pt --valid ... --recordings ...",
                   highlight=False)
