@@ -1,9 +1,7 @@
 """Real madmom beat tracking: the example clip's tempo and bars, and chunked tracking of long audio."""
 from pathlib import Path
-
 import numpy as np
 import pytest
-
 from tatumdrum.beats import BeatTracker, BeatTrackingError
 from tatumdrum.features import load_audio
 

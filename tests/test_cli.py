@@ -4,14 +4,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-
 import mido
 import music21
 import numpy as np
 import pretty_midi
 import pytest
 import soundfile as sf
-
 from tatumdrum.metrics import score_onsets
 from tatumdrum.writers.midi import read_midi_onsets
 from tatumdrum.weights import load_model

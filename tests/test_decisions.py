@@ -6,11 +6,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-
 from tatumdrum.decisions import DecisionPolicy, decide
 from tatumdrum.instruments import EIGHT_CLASSES
 from tatumdrum.thresholds import Item, counts_with, tune_given

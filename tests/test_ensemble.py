@@ -5,11 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-
 import numpy as np
 import pretty_midi
 import pytest
-
 from tatumdrum.beats import BeatTracker
 from tatumdrum.features import load_audio, log_mel
 from tatumdrum.inference import Transcriber, tatum_outputs

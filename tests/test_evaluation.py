@@ -3,10 +3,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-
 import numpy as np
 import pretty_midi
-
 from tatumdrum.evaluation import find_tracks, read_onsets_tsv
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,12 +6,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-
 import numpy as np
 import pretty_midi
 import pytest
 import soundfile as sf
-
 from tatumdrum.beats import BeatTracker
 from tatumdrum.data import effects
 from tatumdrum.data.accompaniment import random_accompaniment

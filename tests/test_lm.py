@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import math
-
 import numpy as np
 import pytest
 import torch
-
 from tatumdrum.lm import (DrumLanguageModel, GruLM, MarginalLM, SkipBigram, collate_scores,
                           load_language_model, perplexity, score_arrays)
 from tatumdrum.lm_training import load_scores, train_bigram, train_gru, train_marginal

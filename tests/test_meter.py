@@ -5,10 +5,8 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-
 import numpy as np
 import pytest
-
 from tatumdrum.features import load_audio
 from tatumdrum.inference import Transcriber, load_metrical_model
 from tatumdrum.instruments import THREE_CLASSES

@@ -11,13 +11,11 @@ import socket
 import threading
 import time
 from pathlib import Path
-
 import numpy as np
 import openunmix
 import pytest
 import torch
 from openunmix.model import OpenUnmix
-
 from tatumdrum import separation
 from tatumdrum.separation import HUB_DRUMS_FILES, DrumSeparator, SeparationUnavailable
 

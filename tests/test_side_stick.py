@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
-
 import music21
 import numpy as np
 import pretty_midi
 import pytest
 import torch
-
 from tatumdrum.data.build import crop_and_quantise, fold_class
 from tatumdrum.data.kits import kit_has_side_stick, list_kits
 from tatumdrum.data.synthesis import Kit, timgm_path

@@ -1,10 +1,8 @@
 """`train` runs the real loop on small real spectrograms: it learns, checkpoints, resumes and exports."""
 import json
-
 import numpy as np
 import pytest
 import torch
-
 from tatumdrum.dataset import load_pieces, make_batch
 from tatumdrum.training import TrainConfig, _mean_f, train
 from tatumdrum.weights import load_model

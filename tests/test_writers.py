@@ -5,13 +5,11 @@ import json
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 from pathlib import Path
-
 import mido
 import music21
 import numpy as np
 import pretty_midi
 import pytest
-
 from tatumdrum.instruments import DEFAULT_INSTRUMENTS
 from tatumdrum.writers.midi import read_midi_onsets, write_midi
 from tatumdrum.writers.musicxml import write_musicxml

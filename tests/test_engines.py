@@ -11,11 +11,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
 import pretty_midi
 import pytest
 import soundfile as sf
-
 from tatumdrum.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,12 +4,10 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-
 import librosa
 import numpy as np
 import pretty_midi
 import pytest
-
 from tatumdrum.data import effects
 from tatumdrum.data.accompaniment import generate_arrangement, melodic_soundfonts, random_accompaniment
 from tatumdrum.data.build import NPZ_KEYS, build_split

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
 import numpy as np
 import pretty_midi
 import pytest
