@@ -149,7 +149,12 @@ def input_statistics(stems: list[tuple[np.ndarray, np.ndarray]], cfg: SeparatorC
 
 
 def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """Signal-to-distortion ratio in dB, the whole signal at once (the MDX challenges' "SDR")."""
+    """Signal-to-distortion ratio in dB, the whole signal at once (the MDX challenges' "SDR").
+
+    Written here on purpose: mir_eval's `bss_eval_sources` and museval compute BSS Eval's SDR, a
+    different measure (distortion filters fitted per window, over a second a source) that is not the
+    one the MDX results and Open-Unmix's newer reports use, and museval is not installed here; this
+    one is a ratio of two sums."""
     num = float(np.sum(reference.astype(np.float64) ** 2))
     den = float(np.sum((reference.astype(np.float64) - estimate) ** 2))
     return 10.0 * np.log10((num + 1e-9) / (den + 1e-9))
