@@ -152,7 +152,7 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     """Signal-to-distortion ratio in dB, the whole signal at once (the MDX challenges' "SDR").
 
     Written here on purpose: mir_eval's `bss_eval_sources` and museval compute BSS Eval's SDR, a
-    different measure (distortion filters fitted per window, over a second a source) that is not the
+    different measure (it fits distortion filters in one-second windows) that is not the
     one the MDX results and Open-Unmix's newer reports use, and museval is not installed here; this
     one is a ratio of two sums."""
     num = float(np.sum(reference.astype(np.float64) ** 2))
