@@ -47,9 +47,8 @@ RIDE = DrumInstrument("Ride Cymbal", "RD", 51, (51, 53, 59), "F", 5, notehead="x
 THREE_CLASSES: tuple[DrumInstrument, ...] = (BASS_DRUM, SNARE, HI_HAT)
 SEVEN_CLASSES: tuple[DrumInstrument, ...] = (BASS_DRUM, SNARE, HI_HAT, OPEN_HI_HAT, TOMS, CRASH, RIDE)
 EIGHT_CLASSES: tuple[DrumInstrument, ...] = (BASS_DRUM, SNARE, SIDE_STICK, HI_HAT, OPEN_HI_HAT, TOMS, CRASH, RIDE)
+# Every drum tatumdrum knows; what `build-dataset --v2` writes and v2 models are trained on.
 ALL_INSTRUMENTS: tuple[DrumInstrument, ...] = EIGHT_CLASSES
-# What `build-dataset --v2` writes and v2 models are trained on.
-V2_CLASSES = EIGHT_CLASSES
 # The classes of the paper and of v1; scores, tests and the LM default to them.
 DEFAULT_INSTRUMENTS = THREE_CLASSES
 

@@ -13,7 +13,7 @@ import torch
 from tatumdrum.data.build import crop_and_quantise, fold_class
 from tatumdrum.data.kits import kit_has_side_stick, list_kits
 from tatumdrum.data.synthesis import Kit, timgm_path
-from tatumdrum.instruments import EIGHT_CLASSES, SEVEN_CLASSES, THREE_CLASSES, V2_CLASSES, note_to_row
+from tatumdrum.instruments import ALL_INSTRUMENTS, EIGHT_CLASSES, SEVEN_CLASSES, THREE_CLASSES, note_to_row
 from tatumdrum.metrics import score_onsets
 from tatumdrum.writers.midi import read_midi_onsets, write_midi
 from tatumdrum.model import CRNNConfig, TatumCRNN
@@ -43,7 +43,7 @@ def _bossa_score() -> DrumScore:
 
 
 def test_side_stick_is_a_class_of_its_own_and_a_snare_to_older_models():
-    assert V2_CLASSES == EIGHT_CLASSES
+    assert ALL_INSTRUMENTS == EIGHT_CLASSES
     assert note_to_row(EIGHT_CLASSES)[37] == ROW["SS"] and note_to_row(EIGHT_CLASSES)[38] == ROW["SD"]
     assert note_to_row(SEVEN_CLASSES)[37] == note_to_row(SEVEN_CLASSES)[38] == 1
     assert note_to_row(THREE_CLASSES)[37] == 1
