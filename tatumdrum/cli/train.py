@@ -57,7 +57,7 @@ def build_dataset(
     """Render GMD drum MIDI (plus a generated accompaniment) to training pieces with tatum targets."""
     from ..data.build import BuildOptions, build_split
     from ..data.playing import VARIATION_PROBABILITY
-    from ..instruments import THREE_CLASSES, V2_CLASSES
+    from ..instruments import ALL_INSTRUMENTS, THREE_CLASSES
 
     if not (gmd / "info.csv").is_file():
         fail(f"{gmd}: not the Groove MIDI Dataset (no info.csv)")
@@ -79,7 +79,7 @@ def build_dataset(
     if band_percussion and not v2:
         fail("--band-percussion: the band's layers come with --v2", 2)
     levels = {"drum_to_band_db": level_range("--drum-to-band", drum_to_band)} if drum_to_band else {}
-    options = BuildOptions(instruments=tuple(i.abbrev for i in (V2_CLASSES if v2 else THREE_CLASSES)),
+    options = BuildOptions(instruments=tuple(i.abbrev for i in (ALL_INSTRUMENTS if v2 else THREE_CLASSES)),
                            renders=renders, v2=v2, vary=v2, record_like=v2,
                            kit_dirs=tuple(str(d) for d in kit_dir), piano_dirs=tuple(str(d) for d in piano_dir),
                            variations=tuple(probabilities), band_percussion=band_percussion, **levels)
