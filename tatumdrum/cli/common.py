@@ -16,7 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 def _version(value: bool) -> None:
     if value:
-        from . import __version__
+        from .. import __version__
 
         console.print(f"tatumdrum {__version__}", highlight=False)
         raise typer.Exit()
