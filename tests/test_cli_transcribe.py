@@ -100,6 +100,8 @@ def test_bad_options_and_arguments_get_one_line(tmp_path, short_clip):
     one_error_line(run("transcribe"), "inputs")
     one_error_line(run("no-such-command"), "no-such-command")
     assert run("--help").returncode == 0
+    version = run("--version")
+    assert version.returncode == 0 and version.stderr.strip().startswith("tatumdrum ") and "Traceback" not in version.stderr
 
 
 def test_bad_audio_gets_one_line_and_no_file(tmp_path):
