@@ -55,7 +55,7 @@ def validate(net: torch.nn.Module, kind: str, pieces: list[Piece], threshold: fl
 
     net.eval()
     # The same path as transcription: the baseline's peaks are picked and quantised there too.
-    model = TrainedModel(net, kind, pieces[0].instruments, threshold)
+    model = TrainedModel(net, kind, pieces[0].instruments, DecisionPolicy.uniform(pieces[0].instruments, threshold))
     report = {}
     for source in sources:
         total: dict[str, OnsetCounts] = {}

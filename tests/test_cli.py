@@ -75,8 +75,8 @@ def test_json_has_onsets_and_probabilities(outputs):
     # that heard the clip (a drum stem with a faint band: the stem model), and its given thresholds.
     assert bundled.stem_model is not None and data["input"] in ("stem", "mix")
     heard = bundled.stem_model if data["input"] == "stem" else bundled
-    assert data["threshold"] == {i.abbrev: round(float(d), 4) for i, d in zip(heard.instruments, heard.thresholds())}
-    assert data["given_thresholds"] == [{"drum": d, "given": g, "threshold": t} for d, g, t in heard.given_thresholds]
+    assert data["threshold"] == {i.abbrev: round(float(d), 4) for i, d in zip(heard.instruments, heard.policy.deltas())}
+    assert data["given_thresholds"] == [{"drum": d, "given": g, "threshold": t} for d, g, t in heard.policy.given]
     assert len(set(data["threshold"].values())) > 1
     assert data["separation"] is None and abs(data["duration"] - 21.8) < 0.01 and data["beat_source"] == "tracked"
     assert abs(data["tempo_bpm"] - 100) < 1 and sum(b["beats"] for b in data["bars"]) == len(data["beats"]["times"])
