@@ -91,7 +91,7 @@ class Transcriber:
 
     model: TrainedModel
     tatums_per_beat: int = 4
-    # One delta for every drum, or some drums' deltas over the model's own (decisions.parse_threshold_option).
+    # One threshold for every drum, or some drums' thresholds over the model's own (decisions.parse_threshold_option).
     threshold: float | dict[str, float] | None = None
     separator: object | None = None  # tatumdrum.separation.DrumSeparator, when separation is on
     beat_tracker: BeatTracker = field(default_factory=BeatTracker)

@@ -1,11 +1,11 @@
-"""Choosing the onset threshold delta of each drum on validation data (`tatumdrum tune-thresholds`).
+"""Choosing the onset threshold of each drum (the paper's delta) on validation data (`tatumdrum tune-thresholds`).
 
 A model's phi is computed once per validation item (rendered pieces, drums-only and mix, and real
-recordings with their annotated beats); each scoring group (BD, SD, SS, HH, TT, CY) then gets the delta
+recordings with their annotated beats); each scoring group (BD, SD, SS, HH, TT, CY) then gets the threshold
 with the best mean F over the validation sets, and every class of the group takes it (open and closed
-hi-hat share the HH delta, crash and ride the CY one). Sets count equally, so a handful of real
+hi-hat share the HH threshold, crash and ride the CY one). Sets count equally, so a handful of real
 recordings weighs as much as a hundred renders. A given threshold (decisions.py) is chosen after the
-deltas, by the same criterion.
+thresholds, by the same criterion.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .instruments import ALL_INSTRUMENTS, DrumInstrument
 from .metrics import OnsetCounts, fold_to, score_onsets
 from .weights import TrainedModel
 
-DELTAS = tuple(float(round(d, 2)) for d in np.arange(0.15, 0.851, 0.05))
+TRIED_THRESHOLDS = tuple(float(round(d, 2)) for d in np.arange(0.15, 0.851, 0.05))
 GROUPS = tuple(dict.fromkeys(i.group for i in ALL_INSTRUMENTS))
 
 
@@ -65,20 +65,20 @@ def recorded_items(model: TrainedModel, root: Path, sources: tuple[str, ...] = (
             yield Item(score.probabilities, score.tatum_times, track.reference, track.classes)
 
 
-def sweep(items: Iterable[Item], instruments: tuple[DrumInstrument, ...], deltas: tuple[float, ...] = DELTAS
+def sweep(items: Iterable[Item], instruments: tuple[DrumInstrument, ...], thresholds: tuple[float, ...] = TRIED_THRESHOLDS
           ) -> dict[float, dict[str, OnsetCounts]]:
-    """Onset counts per delta and scoring group, summed over the items."""
-    totals: dict[float, dict[str, OnsetCounts]] = {d: {} for d in deltas}
+    """Onset counts per threshold and scoring group, summed over the items."""
+    totals: dict[float, dict[str, OnsetCounts]] = {d: {} for d in thresholds}
     for item in items:
-        for d in deltas:
+        for d in thresholds:
             _add(totals[d], item_counts(item, instruments, (d,) * len(instruments)))
     return totals
 
 
-def item_counts(item: Item, instruments: tuple[DrumInstrument, ...], deltas: tuple[float, ...],
+def item_counts(item: Item, instruments: tuple[DrumInstrument, ...], thresholds: tuple[float, ...],
                 given: tuple[GivenThreshold, ...] = ()) -> dict[str, OnsetCounts]:
-    """One item's onset counts per scoring group at these deltas and given thresholds."""
-    written = decide(item.phi, instruments, deltas, given)
+    """One item's onset counts per scoring group at these thresholds and given thresholds."""
+    written = decide(item.phi, instruments, thresholds, given)
     est = {inst.abbrev: item.tatum_times[written[k]] for k, inst in enumerate(instruments)}
     return score_onsets(item.reference, fold_to(est, item.classes))
 
@@ -89,17 +89,17 @@ def _add(totals: dict[str, OnsetCounts], counts: dict[str, OnsetCounts]) -> None
 
 
 def choose(sweeps: list[dict[float, dict[str, OnsetCounts]]]) -> dict[str, tuple[float, float]]:
-    """Per group: the delta with the best mean F over the sets, and that mean F. Sets without a
+    """Per group: the threshold with the best mean F over the sets, and that mean F. Sets without a
     reference stroke of a group do not vote on it; a group none of them has keeps no choice."""
     chosen = {}
     for group in GROUPS:
         voting = [s for s in sweeps if any(c.get(group, OnsetCounts()).reference for c in s.values())]
         if not voting:
             continue
-        deltas = sorted(voting[0])
-        means = [np.mean([s[d].get(group, OnsetCounts()).f_measure for s in voting]) for d in deltas]
+        thresholds = sorted(voting[0])
+        means = [np.mean([s[d].get(group, OnsetCounts()).f_measure for s in voting]) for d in thresholds]
         best = int(np.argmax(means))
-        chosen[group] = (deltas[best], float(means[best]))
+        chosen[group] = (thresholds[best], float(means[best]))
     return chosen
 
 
@@ -109,44 +109,44 @@ def class_thresholds(instruments: tuple[DrumInstrument, ...], chosen: dict[str, 
     return tuple(float(chosen[i.group][0]) if i.group in chosen else float(d) for i, d in zip(instruments, current))
 
 
-def tune(model: TrainedModel, sets: dict[str, Callable[[], Iterable[Item]]], deltas: tuple[float, ...] = DELTAS
+def tune(model: TrainedModel, sets: dict[str, Callable[[], Iterable[Item]]], thresholds: tuple[float, ...] = TRIED_THRESHOLDS
          ) -> tuple[tuple[float, ...], dict[str, tuple[float, float]], dict[str, dict[float, dict[str, OnsetCounts]]]]:
     """Sweep every named validation set, choose per group; returns class thresholds, choices and sweeps."""
-    sweeps = {name: sweep(make(), model.instruments, deltas) for name, make in sets.items()}
+    sweeps = {name: sweep(make(), model.instruments, thresholds) for name, make in sets.items()}
     chosen = choose(list(sweeps.values()))
     return class_thresholds(model.instruments, chosen, model.policy.thresholds), chosen, sweeps
 
 
-def counts_with(items: Iterable[Item], instruments: tuple[DrumInstrument, ...], deltas: tuple[float, ...],
+def counts_with(items: Iterable[Item], instruments: tuple[DrumInstrument, ...], thresholds: tuple[float, ...],
                 given: tuple[GivenThreshold, ...] = ()) -> dict[str, OnsetCounts]:
-    """Onset counts per scoring group, summed over the items, at fixed deltas and given thresholds."""
+    """Onset counts per scoring group, summed over the items, at fixed thresholds and given thresholds."""
     totals: dict[str, OnsetCounts] = {}
     for item in items:
-        _add(totals, item_counts(item, instruments, deltas, given))
+        _add(totals, item_counts(item, instruments, thresholds, given))
     return totals
 
 
 def tune_given(item_sets: dict[str, list[Item]], instruments: tuple[DrumInstrument, ...],
-               deltas: tuple[float, ...], group: str, given: str, tried: tuple[float, ...] = DELTAS
+               thresholds: tuple[float, ...], group: str, given: str, tried: tuple[float, ...] = TRIED_THRESHOLDS
                ) -> tuple[tuple[GivenThreshold, ...], float, float]:
     """The given threshold for `group`'s drums (HH: closed and open hi-hat) on the tatums where the drum
-    `given` is written: none, or a delta from `tried` above the group's own, whichever has the best mean F
+    `given` is written: none, or a threshold from `tried` above the group's own, whichever has the best mean F
     of the group over the sets that have its strokes (none wins ties). Returns the rules (one per drum of
     the group; () for none), and the mean F with them and without."""
     drums = [i.abbrev for i in instruments if i.group == group]
-    own = max(d for d, i in zip(deltas, instruments) if i.group == group)
+    own = max(d for d, i in zip(thresholds, instruments) if i.group == group)
 
     def mean_f(rules: tuple[GivenThreshold, ...]) -> float:
-        scores = [counts_with(items, instruments, deltas, rules).get(group, OnsetCounts())
+        scores = [counts_with(items, instruments, thresholds, rules).get(group, OnsetCounts())
                   for items in item_sets.values()]
         fs = [c.f_measure for c in scores if c.reference]
         return float(np.mean(fs)) if fs else 0.0
 
     without = mean_f(())
     best: tuple[tuple[GivenThreshold, ...], float] = ((), without)
-    for delta in tried:
-        if delta > own:
-            rules = tuple((drum, given, float(delta)) for drum in drums)
+    for threshold in tried:
+        if threshold > own:
+            rules = tuple((drum, given, float(threshold)) for drum in drums)
             f = mean_f(rules)
             if f > best[1] + 1e-12:
                 best = (rules, f)

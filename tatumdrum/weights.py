@@ -178,7 +178,7 @@ def ensemble(models: list[TrainedModel], names: list[str]) -> TrainedModel:
     """One model that averages the phi of `models` (tatum models with the same drum classes).
 
     An ensemble among them contributes its members. Each drum starts from the mean of the members'
-    deltas; the mean of several networks is smoother than any one, so tune the result's thresholds
+    thresholds; the mean of several networks is smoother than any one, so tune the result's thresholds
     (`tatumdrum tune-thresholds`) before using it.
     """
     members: list[TatumCRNN] = []
@@ -189,8 +189,8 @@ def ensemble(models: list[TrainedModel], names: list[str]) -> TrainedModel:
             raise ModelFileError(f"{name}: holds a mix model and a stem model; average models before joining them")
         _check_same_drums(model, name, models[0], names[0])
         members += list(model.net.members) if isinstance(model.net, TatumEnsemble) else [model.net]
-    deltas = np.mean([m.policy.deltas() for m in models], axis=0)
-    policy = DecisionPolicy(models[0].instruments, tuple(round(float(d), 4) for d in deltas))
+    thresholds = np.mean([m.policy.as_array() for m in models], axis=0)
+    policy = DecisionPolicy(models[0].instruments, tuple(round(float(d), 4) for d in thresholds))
     return TrainedModel(TatumEnsemble(members), "tatum", models[0].instruments, policy,
                         {"members": [{"name": n, **m.info} for n, m in zip(names, models)]})
 

@@ -71,11 +71,11 @@ def test_json_has_onsets_and_probabilities(outputs):
     # The versioned schema carries where the score came from and its bars.
     assert (data["schema"], data["version"]) == ("tatumdrum-score", 2)
     assert data["source"] == str(CLIP) and data["model"] == "bundled crnn.pt"
-    # The bundled model's deltas, one per drum (models/CARD.md), as its file carries them: those of the model
+    # The bundled model's thresholds, one per drum (models/CARD.md), as its file carries them: those of the model
     # that heard the clip (a drum stem with a faint band: the stem model), and its given thresholds.
     assert bundled.stem_model is not None and data["input"] in ("stem", "mix")
     heard = bundled.stem_model if data["input"] == "stem" else bundled
-    assert data["threshold"] == {i.abbrev: round(float(d), 4) for i, d in zip(heard.instruments, heard.policy.deltas())}
+    assert data["threshold"] == {i.abbrev: round(float(d), 4) for i, d in zip(heard.instruments, heard.policy.as_array())}
     assert data["given_thresholds"] == [{"drum": d, "given": g, "threshold": t} for d, g, t in heard.policy.given]
     assert len(set(data["threshold"].values())) > 1
     assert data["separation"] is None and abs(data["duration"] - 21.8) < 0.01 and data["beat_source"] == "tracked"

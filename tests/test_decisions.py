@@ -16,10 +16,10 @@ from tatumdrum.weights import ModelFileError, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "examples" / "groove.wav"
-# One eight-class network with its own deltas (the bundled file holds two models, tuned one by one).
+# One eight-class network with its own thresholds (the bundled file holds two models, tuned one by one).
 PLAIN = ROOT / "models" / "table2" / "v24_crnn_bigram.pt"
 ROW = {i.abbrev: k for k, i in enumerate(EIGHT_CLASSES)}
-DELTAS = tuple(0.45 if i.abbrev != "SS" else 0.65 for i in EIGHT_CLASSES)
+TRIED_THRESHOLDS = tuple(0.45 if i.abbrev != "SS" else 0.65 for i in EIGHT_CLASSES)
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -28,13 +28,13 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 def test_decide_asks_more_of_a_drum_only_where_the_given_drum_is_written():
     phi = np.zeros((8, 4), np.float32)
-    phi[ROW["SS"]] = [0.9, 0.9, 0.5, 0.0]  # the side stick is written on tatums 0 and 1 (delta 0.65)
+    phi[ROW["SS"]] = [0.9, 0.9, 0.5, 0.0]  # the side stick is written on tatums 0 and 1 (threshold 0.65)
     phi[ROW["HH"]] = [0.6, 0.8, 0.6, 0.6]
     phi[ROW["OH"]] = [0.7, 0.0, 0.0, 0.0]
-    plain = decide(phi, EIGHT_CLASSES, DELTAS)
+    plain = decide(phi, EIGHT_CLASSES, TRIED_THRESHOLDS)
     assert plain[ROW["HH"]].tolist() == [True, True, True, True]
     rules = (("HH", "SS", 0.75), ("OH", "SS", 0.75))
-    ruled = decide(phi, EIGHT_CLASSES, DELTAS, rules)
+    ruled = decide(phi, EIGHT_CLASSES, TRIED_THRESHOLDS, rules)
     # Tatum 0: a hi-hat at 0.6 under a written side stick goes; tatum 1: a sure one (0.8) stays;
     # tatum 2: the side stick is not written, so its 0.6 hi-hat stays.
     assert ruled[ROW["HH"]].tolist() == [False, True, True, True]
@@ -58,13 +58,13 @@ def _item(hh_on_ss: float, hat_played_there: bool) -> Item:
 
 def test_tune_given_finds_a_rule_only_where_it_helps():
     false_hats = {"a": [_item(0.6, False)] * 3, "b": [_item(0.55, False)]}
-    rules, f, without = tune_given(false_hats, EIGHT_CLASSES, DELTAS, "HH", "SS")
-    # Any delta above 0.6 and at most 0.9 removes the two false hats; the first such one is chosen.
+    rules, f, without = tune_given(false_hats, EIGHT_CLASSES, TRIED_THRESHOLDS, "HH", "SS")
+    # Any threshold above 0.6 and at most 0.9 removes the two false hats; the first such one is chosen.
     assert rules == (("HH", "SS", 0.65), ("OH", "SS", 0.65))
     assert without < 1.0 and f == pytest.approx(1.0)
-    assert counts_with(false_hats["a"], EIGHT_CLASSES, DELTAS, rules)["HH"].f_measure == pytest.approx(1.0)
+    assert counts_with(false_hats["a"], EIGHT_CLASSES, TRIED_THRESHOLDS, rules)["HH"].f_measure == pytest.approx(1.0)
     played = {"a": [_item(0.6, True)]}
-    assert tune_given(played, EIGHT_CLASSES, DELTAS, "HH", "SS")[0] == ()
+    assert tune_given(played, EIGHT_CLASSES, TRIED_THRESHOLDS, "HH", "SS")[0] == ()
 
 
 def test_given_thresholds_are_tuned_saved_and_applied(tmp_path):
@@ -78,9 +78,9 @@ def test_given_thresholds_are_tuned_saved_and_applied(tmp_path):
     assert all(d in ("HH", "OH") and g == "SS" and t > hh for d, g, t in model.policy.given)
     # Applied by the pipeline: the side stick written almost everywhere, and a hi-hat on those tatums
     # only above 0.99. Read back from JSON, with the model's phi.
-    deltas = tuple(0.001 if i.abbrev == "SS" else d for i, d in zip(EIGHT_CLASSES, model.policy.thresholds))
+    thresholds = tuple(0.001 if i.abbrev == "SS" else d for i, d in zip(EIGHT_CLASSES, model.policy.thresholds))
     for name, rules in (("plain", ()), ("ruled", (("HH", "SS", 0.99),))):
-        model.policy = DecisionPolicy(EIGHT_CLASSES, deltas, rules)
+        model.policy = DecisionPolicy(EIGHT_CLASSES, thresholds, rules)
         model.save(tmp_path / f"{name}.pt")
         out = tmp_path / f"{name}.json"
         result = run("transcribe", str(CLIP), "-o", str(out), "-m", str(tmp_path / f"{name}.pt"), "--quiet")
@@ -93,7 +93,7 @@ def test_given_thresholds_are_tuned_saved_and_applied(tmp_path):
     ss = phi[ROW["SS"]] >= 0.001
     expected = (phi[ROW["HH"]] >= hh) & (~ss | (phi[ROW["HH"]] >= 0.99))
     written = np.isin(np.round(times, 6), np.round(ruled["onsets"]["HH"], 6))
-    # JSON rounds phi to 4 decimals: tatums that close to a delta can go either way.
+    # JSON rounds phi to 4 decimals: tatums that close to a threshold can go either way.
     clear = ((np.abs(phi[ROW["SS"]] - 0.001) > 1e-4) & (np.abs(phi[ROW["HH"]] - hh) > 1e-4)
              & (np.abs(phi[ROW["HH"]] - 0.99) > 1e-4))
     assert clear.mean() > 0.9 and (written[clear] == expected[clear]).all()
@@ -136,7 +136,7 @@ def test_threshold_option_sets_some_drums_over_the_models_own(tmp_path):
     doc = json.loads(out.read_text())
     bundled = load_model(None)
     heard = bundled.stem_model if doc["input"] == "stem" else bundled
-    own = dict(zip((i.abbrev for i in heard.instruments), heard.policy.deltas().tolist()))
+    own = dict(zip((i.abbrev for i in heard.instruments), heard.policy.as_array().tolist()))
     expected = {**{k: round(v, 4) for k, v in own.items()}, "TT": 0.9, "HH": 0.3, "OH": 0.5}
     assert doc["threshold"] == expected
     phi, times = np.asarray(doc["probabilities"]), np.asarray(doc["tatum_times"])

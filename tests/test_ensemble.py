@@ -47,8 +47,8 @@ def test_ensemble_phi_and_velocity_are_the_members_mean(clip, tmp_path):
     np.testing.assert_allclose(velocity, (vel_a + vel_b) / 2, atol=1e-5)
     # The members really differ, so the mean is not either of them.
     assert np.abs(phi_a - phi_b).max() > 0.05
-    # Until tuned, each drum's delta is the members' mean.
-    np.testing.assert_allclose(model.policy.deltas(), (a.policy.deltas() + b.policy.deltas()) / 2, atol=1e-4)
+    # Until tuned, each drum's threshold is the members' mean.
+    np.testing.assert_allclose(model.policy.as_array(), (a.policy.as_array() + b.policy.as_array()) / 2, atol=1e-4)
     assert [m["name"] for m in model.info["members"]] == [A.name, B.name]
 
 

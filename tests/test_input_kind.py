@@ -64,8 +64,8 @@ def test_each_file_is_heard_by_the_model_its_sound_calls_for(audio, joined):
     model, mix, stem = load_model(joined), load_model(MIX), load_model(STEM)
     assert model.stem_model is not None and model.stem_percussiveness == pytest.approx(STEM_PERCUSSIVENESS)
     # Each model keeps its own thresholds through the file.
-    np.testing.assert_allclose(model.policy.deltas(), mix.policy.deltas())
-    np.testing.assert_allclose(model.stem_model.policy.deltas(), stem.policy.deltas())
+    np.testing.assert_allclose(model.policy.as_array(), mix.policy.as_array())
+    np.testing.assert_allclose(model.stem_model.policy.as_array(), stem.policy.as_array())
     beats = BeatTracker()(audio["stem"])
     routed = Transcriber(model)
     for kind, alone in (("stem", stem), ("mix", mix)):

@@ -196,11 +196,11 @@ def threshold_option(text: str | None) -> float | dict[str, float] | None:
         fail(f"--threshold {text}: {exc}", 2)
 
 
-def check_threshold_drums(text: str | None, deltas: object, model: object) -> None:
+def check_threshold_drums(text: str | None, thresholds: object, model: object) -> None:
     """Per-drum --threshold names, checked against the loaded model's drums before any work."""
-    if isinstance(deltas, dict):
+    if isinstance(thresholds, dict):
         try:
-            model.policy.overridden(deltas)
+            model.policy.overridden(thresholds)
         except ValueError as exc:
             fail(f"--threshold {text}: {exc}", 2)
 

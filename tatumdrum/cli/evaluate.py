@@ -38,7 +38,7 @@ def evaluate(
 
     check_input_kind(input_kind)
     src = parse_sources("--sources", sources)
-    deltas = threshold_option(threshold)
+    thresholds = threshold_option(threshold)
     try:
         tracks = find_tracks(annotations)[:max_tracks]
         if transcriptions is not None:
@@ -65,11 +65,11 @@ def evaluate(
 
         for path in model_paths:
             try:
-                transcriber = Transcriber.load(path, threshold=deltas, beat_tracker=tracker, input_kind=input_kind,
+                transcriber = Transcriber.load(path, threshold=thresholds, beat_tracker=tracker, input_kind=input_kind,
                                                separator=load_separator(separation, separator_model, None))
             except ModelFileError as exc:
                 fail(str(exc))
-            check_threshold_drums(threshold, deltas, transcriber.model)
+            check_threshold_drums(threshold, thresholds, transcriber.model)
             name = path.stem if path else "bundled"
             by_track: dict = {}
             results[name] = run_evaluation(transcriber, tracks, src, cond, step, beat_cache, by_track)

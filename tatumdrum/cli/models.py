@@ -22,12 +22,12 @@ def tune_thresholds(
     sources: str = typer.Option("drums,mix", "--sources", help="Which audio to tune on: drums, mix (a stem "
                                 "model on drums, the mix model on mix)."),
     given: Optional[list[str]] = typer.Option(None, "--given", help="GROUP:DRUM, e.g. HH:SS: also choose a higher "
-                                              "delta for GROUP's drums on the tatums where DRUM is written (or "
+                                              "threshold for GROUP's drums on the tatums where DRUM is written (or "
                                               "none, if none helps); repeatable."),
 ) -> None:
     """Choose each drum's onset threshold on validation data: the best mean F over the given sets."""
     from ..decisions import DecisionPolicy
-    from ..thresholds import DELTAS, recorded_items, rendered_items, tune, tune_given
+    from ..thresholds import TRIED_THRESHOLDS, recorded_items, rendered_items, tune, tune_given
     from ..weights import ModelFileError, load_model
 
     check_new_output(out, [model_path], "the tuned model")
@@ -55,21 +55,21 @@ def tune_thresholds(
         # Computed once: the given thresholds are scored on the same phi.
         items = {name: list(make()) for name, make in sets.items()}
         thresholds, chosen, sweeps = tune(model, {name: (lambda i=i: i) for name, i in items.items()})
-    for group, (delta, f) in chosen.items():
-        per_set = ", ".join(f"{name} {100 * s[delta][group].f_measure:.1f}" for name, s in sweeps.items()
-                            if group in s[delta])
-        console.print(f"{group}: delta {delta:.2f} (mean F {100 * f:.1f}: {per_set})", highlight=False)
+    for group, (threshold, f) in chosen.items():
+        per_set = ", ".join(f"{name} {100 * s[threshold][group].f_measure:.1f}" for name, s in sweeps.items()
+                            if group in s[threshold])
+        console.print(f"{group}: threshold {threshold:.2f} (mean F {100 * f:.1f}: {per_set})", highlight=False)
     rules = []
     for group, drum in pairs:
         with console.status(f"scoring {group} on the tatums with {drum}"):
             found, f, f_without = tune_given(items, model.instruments, thresholds, group, drum)
-        said = f"delta {found[0][2]:.2f}" if found else "no rule"
+        said = f"threshold {found[0][2]:.2f}" if found else "no rule"
         console.print(f"{group} where {drum} is written: {said} (mean {group} F {100 * f:.1f}, without "
                       f"{100 * f_without:.1f})", highlight=False)
         rules += found
     model.policy = DecisionPolicy(model.instruments, thresholds, tuple(rules))
     model.info = {**model.info, "thresholds_from": sorted(sets), "thresholds_sources": list(src),
-                  "thresholds_tried": list(DELTAS)}
+                  "thresholds_tried": list(TRIED_THRESHOLDS)}
     model.save(out)
     extra = "".join(f", {d} where {g} is written {t}" for d, g, t in model.policy.given)
     console.print(f"thresholds {dict(zip((i.abbrev for i in model.instruments), thresholds))}{extra} written to {out}",
@@ -106,8 +106,8 @@ def ensemble_cmd(
     except ModelFileError as exc:
         fail(str(exc))
     model.save(out)
-    deltas = dict(zip((i.abbrev for i in model.instruments), model.policy.thresholds))
-    console.print(f"{len(model.net.members)} networks written to {out}; thresholds (the members' mean) {deltas}. "
+    thresholds = dict(zip((i.abbrev for i in model.instruments), model.policy.thresholds))
+    console.print(f"{len(model.net.members)} networks written to {out}; thresholds (the members' mean) {thresholds}. "
                   f"Choose them anew: tatumdrum tune-thresholds {out} -o TUNED.pt --valid ... --recordings ...",
                   highlight=False)
 

@@ -19,7 +19,7 @@ def transcribe(
     formats: str = typer.Option("mid", "--format", "-f", help="Formats for folder output: mid, musicxml, json, png (comma-separated)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file; default: the bundled model."),
     tatums_per_beat: int = typer.Option(4, "--tatums-per-beat", min=1, max=12, help="Tatums per beat (4 = 16th notes)."),
-    threshold: Optional[str] = typer.Option(None, "--threshold", help="One onset threshold delta for every drum (0.3), or "
+    threshold: Optional[str] = typer.Option(None, "--threshold", help="One onset threshold for every drum (0.3), or "
                                             "some drums' over the model's own (TT=0.75,CY=0.5); default: the model's own, per drum."),
     separation: Separation = typer.Option(Separation.none, "--separation",
                                           help="none (default): transcribe the mixture, which the bundled model "
@@ -106,8 +106,8 @@ def transcribe(
     from ..manifest import Manifest
     from ..writers.outputs import remove_partial_files
 
-    deltas = threshold_option(threshold)
-    settings = dict(model_path=model, tatums_per_beat=tatums_per_beat, threshold=deltas, meter=forced_meter,
+    thresholds = threshold_option(threshold)
+    settings = dict(model_path=model, tatums_per_beat=tatums_per_beat, threshold=thresholds, meter=forced_meter,
                     correct_bars=meter == "auto", downbeat_shift=downbeat_shift, input_kind=input_kind)
     try:
         try:
@@ -115,7 +115,7 @@ def transcribe(
                                            separator=load_separator(separation, separator_model, separator_weights))
         except ModelFileError as exc:
             fail(str(exc))
-        check_threshold_drums(threshold, deltas, transcriber.model)
+        check_threshold_drums(threshold, thresholds, transcriber.model)
         interrupt.check()  # a Ctrl-C that a library swallowed while loading
         sep = transcriber.separator
         if save_stems is not None and sep is None:

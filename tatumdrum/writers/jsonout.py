@@ -50,7 +50,7 @@ def score_to_dict(score: DrumScore) -> dict[str, Any]:
         "onsets": {abbrev: _times(times) for abbrev, times in score.onset_times().items()},
     }
     if score.meta.get("given_thresholds"):
-        # The model's higher deltas where another drum is written (decisions.py).
+        # The model's higher thresholds where another drum is written (decisions.py).
         data["given_thresholds"] = score.meta["given_thresholds"]
     if score.velocities is not None:
         # MIDI velocity (1-127) of each onset, in the order of "onsets".
