@@ -10,21 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from grooves import four_bar_groove
 from tatumdrum.instruments import SEVEN_CLASSES
 from tatumdrum.weights import load_model
-
-
-def _groove() -> pretty_midi.PrettyMIDI:
-    pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
-    pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
-    drums = pretty_midi.Instrument(0, is_drum=True)
-    for i in range(32):  # 4 bars of 8th-note hats, kick on 1 and 3, snare on 2 and 4
-        t = i * 0.25
-        drums.notes.append(pretty_midi.Note(80, 42, t, t + 0.05))
-        if i % 4 == 0:
-            drums.notes.append(pretty_midi.Note(100, 36 if i % 8 == 0 else 38, t, t + 0.05))
-    pm.instruments.append(drums)
-    return pm
 
 
 def test_v2_build_and_training_with_velocity(tmp_path, fake_gmd_v2):
@@ -68,7 +56,7 @@ def test_v2_build_and_training_with_velocity(tmp_path, fake_gmd_v2):
 @pytest.fixture(scope="module")
 def fake_gmd_v2(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("gmd_v2")
-    pm = _groove()
+    pm = four_bar_groove()
     pm.instruments[0].notes += [pretty_midi.Note(110, 49, 0.0, 0.5), pretty_midi.Note(90, 45, 7.5, 7.6),
                                 pretty_midi.Note(90, 46, 6.75, 6.9)]
     path = root / "d1" / "s1" / "1_rock_120_beat_4-4.mid"

@@ -4,56 +4,44 @@ from __future__ import annotations
 import numpy as np
 import pretty_midi
 
+from grooves import four_bar_groove
 from tatumdrum.data.gmd import drum_hits
 from tatumdrum.data.playing import (cross_stick_backbeat, drop_time_keeping, ghost_notes, open_hihats, ride_for_hihat,
                                     section_crashes, sparse_hihats, vary_playing)
 from tatumdrum.instruments import SEVEN_CLASSES, note_to_row
 
 
-def _groove() -> pretty_midi.PrettyMIDI:
-    pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
-    pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
-    drums = pretty_midi.Instrument(0, is_drum=True)
-    for i in range(32):  # 4 bars of 8th-note hats, kick on 1 and 3, snare on 2 and 4
-        t = i * 0.25
-        drums.notes.append(pretty_midi.Note(80, 42, t, t + 0.05))
-        if i % 4 == 0:
-            drums.notes.append(pretty_midi.Note(100, 36 if i % 8 == 0 else 38, t, t + 0.05))
-    pm.instruments.append(drums)
-    return pm
-
-
 def test_playing_variations_edit_the_midi_that_becomes_targets():
-    pm = _groove()
+    pm = four_bar_groove()
     ride_for_hihat(pm)
     pitches = [n.pitch for n in pm.instruments[0].notes]
     assert 42 not in pitches and pitches.count(51) == 32
-    pm = _groove()
+    pm = four_bar_groove()
     ride_for_hihat(pm, 49)  # riding the crash
     pitches = [n.pitch for n in pm.instruments[0].notes]
     assert 42 not in pitches and pitches.count(49) == 32 and 51 not in pitches
     assert note_to_row(SEVEN_CLASSES)[49] == 5  # targets: crash, not hi-hat
     drawn = set()
     for seed in range(60):
-        drawn.update(vary_playing(_groove(), np.random.default_rng(seed)))
+        drawn.update(vary_playing(four_bar_groove(), np.random.default_rng(seed)))
     assert {"ride", "crash_ride", "open_hh", "crashes", "ghosts"} <= drawn
     assert not {"no_hats", "cross_stick", "sparse_hats"} & drawn  # off unless a build asks for them
-    pm = _groove()
+    pm = four_bar_groove()
     pm.instruments[0].notes.append(pretty_midi.Note(30, 38, 1.375, 1.4))  # a ghost note between beats
     cross_stick_backbeat(pm)
     assert [n.start for n in pm.instruments[0].notes if n.pitch == 37] == [1.0, 3.0, 5.0, 7.0]
     assert [n.start for n in pm.instruments[0].notes if n.pitch == 38] == [1.375]
-    pm = _groove()
+    pm = four_bar_groove()
     assert "no_hats" in vary_playing(pm, np.random.default_rng(0), {"no_hats": 1.0})
     assert not any(n.pitch in (42, 44, 46, 51) for n in pm.instruments[0].notes)
-    pm = _groove()
+    pm = four_bar_groove()
     drop_time_keeping(pm)
     assert sorted({n.pitch for n in pm.instruments[0].notes}) == [36, 38]
     hat_row = [i.abbrev for i in SEVEN_CLASSES].index("HH")
     assert not drum_hits(pm, SEVEN_CLASSES)[hat_row][0].size  # no hi-hat target either
     kept = set()
     for seed in range(8):
-        pm = _groove()
+        pm = four_bar_groove()
         for n in pm.instruments[0].notes[:4]:
             n.start += 0.012 if n.pitch == 42 and n.start > 0 else 0.0  # human timing, a little late
         pm.instruments[0].notes[8].start -= 0.015  # the hat on beat 3 (1.0 s), a little early
@@ -65,19 +53,19 @@ def test_playing_variations_edit_the_midi_that_becomes_targets():
         assert sorted(n.pitch for n in pm.instruments[0].notes if n.pitch != 42) == [36] * 4 + [38] * 4
     # Quarter-note hats (every beat) and hats on every other beat, none on the 8ths between.
     assert kept == {tuple(np.arange(0, 8, 0.5)), tuple(np.arange(0, 8, 1.0))}
-    pm = _groove()
+    pm = four_bar_groove()
     sparse_hihats(pm, np.random.default_rng(0))
     assert not any(n.pitch == 42 and (n.start / 0.5) % 1 for n in pm.instruments[0].notes)
-    pm = _groove()
+    pm = four_bar_groove()
     open_hihats(pm, np.random.default_rng(0))
     opened = [n.start for n in pm.instruments[0].notes if n.pitch == 46]
     assert opened and all(abs((t / 0.5) % 1 - 0.5) < 1e-6 for t in opened)  # only on the "and"
-    pm = _groove()
+    pm = four_bar_groove()
     section_crashes(pm, np.random.default_rng(0))
     crashes = [n.start for n in pm.instruments[0].notes if n.pitch in (49, 57)]
     assert crashes and crashes[0] == 0.0
     assert not any(n.pitch == 42 and n.start == 0.0 for n in pm.instruments[0].notes)
-    pm = _groove()
+    pm = four_bar_groove()
     ghost_notes(pm, np.random.default_rng(0), rate=1.0)
     ghosts = [n for n in pm.instruments[0].notes if n.pitch == 38 and n.velocity < 40]
     assert len(ghosts) >= 8
