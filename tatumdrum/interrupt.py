@@ -7,17 +7,45 @@ steps, and the exit is made directly.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+from typing import Iterator
 
 _pressed = False
+_deferred = 0
 
 
 def _handler(signum, frame) -> None:
     global _pressed
     _pressed = True
+    # An exception raised inside an import or a library's loading can end in C++ (pybind11 callbacks
+    # in torch and onnxruntime): std::terminate, a crash instead of a clean stop. There the press is
+    # only recorded, and `check` raises it once the loading is over.
+    if _deferred or _in_import(frame):
+        return
     raise KeyboardInterrupt
+
+
+def _in_import(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Record Ctrl-C without raising inside the block (loading libraries and models); raise it after."""
+    global _deferred
+    _deferred += 1
+    try:
+        yield
+    finally:
+        _deferred -= 1
+    check()
 
 
 def install() -> None:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .. import interrupt
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Tatum-level drum transcription: audio in, drum score out (MIDI, MusicXML, JSON).")
@@ -173,6 +174,7 @@ def train_with_progress(run: Callable[[Callable], dict], step_status: Callable[[
         task = progress.add_task("training", total=None, status="")
 
         def report(event: str, done: int, total: int, info: dict) -> None:
+            interrupt.check()  # a Ctrl-C recorded while torch loaded stops the run at its next step
             if event == "step":
                 progress.update(task, description=f"epoch {info['epoch']}", completed=done, total=total,
                                 status=step_status(info))

@@ -111,12 +111,12 @@ def transcribe(
                     correct_bars=meter == "auto", downbeat_shift=downbeat_shift, input_kind=input_kind)
     try:
         try:
-            transcriber = Transcriber.load(**settings,
-                                           separator=load_separator(separation, separator_model, separator_weights))
+            with interrupt.deferred():  # Ctrl-C while the models load is raised once they are loaded
+                transcriber = Transcriber.load(**settings,
+                                               separator=load_separator(separation, separator_model, separator_weights))
         except ModelFileError as exc:
             fail(str(exc))
         check_threshold_drums(threshold, thresholds, transcriber.model)
-        interrupt.check()  # a Ctrl-C that a library swallowed while loading
         sep = transcriber.separator
         if save_stems is not None and sep is None:
             console.print("[yellow]warning:[/] no separator is active, so --save-stems has nothing to write")
