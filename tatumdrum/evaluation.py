@@ -96,18 +96,46 @@ def find_tracks(root: Path) -> list[Track]:
 
 
 Table = dict[tuple[str, str], dict[str, OnsetCounts]]  # (source, beats) -> instrument -> counts
+# source -> one (beat F, downbeat F as tracked, downbeat F as written) per track, estimated beats.
+BeatScores = dict[str, list[tuple[float, float, float]]]
+# mir_eval's beat F window (+-70 ms), used for beats and for downbeats alike.
+BEAT_WINDOW = 0.07
+
+
+def beat_f(reference: BeatGrid, estimated: BeatGrid) -> tuple[float, float]:
+    """(beat F, downbeat F) of estimated beats against the annotation (mir_eval, +-70 ms).
+
+    Only the estimated beats within the annotated span count: the pipeline extends its grid over the
+    whole audio, and an annotation often stops before the audio does.
+    """
+    import mir_eval
+
+    start, stop = reference.times[0] - BEAT_WINDOW, reference.times[-1] + BEAT_WINDOW
+    inside = (estimated.times >= start) & (estimated.times <= stop)
+    times, positions = estimated.times[inside], estimated.positions[inside]
+
+    def f(ref: np.ndarray, est: np.ndarray) -> float:
+        if len(ref) == 0 or len(est) == 0:
+            return float(len(ref) == len(est))
+        return float(mir_eval.beat.f_measure(np.asarray(ref, float), np.asarray(est, float), BEAT_WINDOW))
+
+    reference_downbeats = reference.times[reference.positions == 1]
+    return f(reference.times, times), f(reference_downbeats, times[positions == 1])
 
 
 def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, ...] = ("drums", "mix"),
              conditions: tuple[str, ...] = BEAT_CONDITIONS,
              on_track: Callable[[str], None] | None = None,
              beat_cache: dict[tuple[str, str], BeatGrid] | None = None,
-             per_track: dict[tuple[str, str, str], dict[str, OnsetCounts]] | None = None) -> Table:
+             per_track: dict[tuple[str, str, str], dict[str, OnsetCounts]] | None = None,
+             beat_scores: BeatScores | None = None) -> Table:
     """Transcribe every track from every source under every beat condition and add up the counts.
 
     Estimated beats go into `beat_cache` (keyed by track and source) so that comparing several
     models tracks each recording once. `per_track`, if given, receives each track's own counts,
-    keyed by (track, source, condition).
+    keyed by (track, source, condition). `beat_scores`, if given, receives each track's beat and
+    downbeat F with estimated beats: the downbeats as the tracker found them and as the score writes
+    them (after the drums' bar correction, `--meter auto`).
     """
     table: Table = {}
     beat_cache = {} if beat_cache is None else beat_cache
@@ -127,6 +155,9 @@ def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, 
                         beat_cache[key] = transcriber.beat_tracker(audio)
                     beats = beat_cache[key]
                 score, _ = transcriber.transcribe_audio(audio, beats)
+                if beat_scores is not None and condition == "estimated":
+                    beat, tracked = beat_f(track.beats, beats)
+                    beat_scores.setdefault(source, []).append((beat, tracked, beat_f(track.beats, score.beats)[1]))
                 counts = score_onsets(track.reference, fold_to(score.onset_times(), track.classes))
                 if per_track is not None:
                     per_track[(track.name, source, condition)] = counts
@@ -134,6 +165,16 @@ def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, 
                 for name, c in counts.items():
                     cell[name] = cell.get(name, OnsetCounts()) + c
     return table
+
+
+def beat_markdown(scores: BeatScores, title: str = "") -> str:
+    """Mean over tracks of beat F and downbeat F (tracked, and as written after the bar correction)."""
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| audio | tracks | beat F | downbeat F, tracked | downbeat F, written |", "|---|---|---|---|---|"]
+    for source, rows in sorted(scores.items()):
+        means = np.mean(np.asarray(rows), axis=0)
+        lines.append(f"| {source} | {len(rows)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+    return "\n".join(lines)
 
 
 def table_markdown(table: Table, title: str = "") -> str:

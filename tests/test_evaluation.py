@@ -44,11 +44,15 @@ def test_evaluate_reports_both_beat_conditions(tmp_path):
                              "--report", str(report), "--per-track"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     lines = report.read_text().splitlines()
-    rows = [line for line in lines if line.startswith("| drums")]
+    rows = [line for line in lines if line.startswith("| drums |") and not line.startswith("| drums | 1 |")]
     assert {r.split("|")[2].strip() for r in rows} == {"estimated", "given"}
     for row in rows:
         f_all = float(row.split("|")[3].split()[0])
         assert f_all >= 90.0, row
+    # Beats and bars: beat F and downbeat F with estimated beats, tracked and as written.
+    (beat_row,) = [line for line in lines if line.startswith("| drums | 1 |")]
+    beat_f, tracked, written = (float(c) for c in beat_row.split("|")[3:6])
+    assert beat_f >= 0.95 and 0.0 <= tracked <= 1.0 and 0.0 <= written <= 1.0
     # --per-track: one row per track and condition; with one track it repeats the summed F.
     tracked = {line.split("|")[3].strip(): line.split("|") for line in lines if line.startswith("| Groove | drums")}
     assert set(tracked) == {"estimated", "given"}

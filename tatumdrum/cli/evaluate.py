@@ -31,8 +31,8 @@ def evaluate(
 ) -> None:
     """Score models against annotations: P/R/F at 50 ms per instrument and summed (Table II)."""
     from ..beats import BeatTracker
-    from ..evaluation import (evaluate as run_evaluation, evaluate_transcriptions, find_tracks, per_track_markdown,
-                             table2_markdown, table_markdown)
+    from ..evaluation import (beat_markdown, evaluate as run_evaluation, evaluate_transcriptions, find_tracks,
+                              per_track_markdown, table2_markdown, table_markdown)
     from ..inference import Transcriber
     from ..weights import ModelFileError
 
@@ -72,8 +72,12 @@ def evaluate(
             check_threshold_drums(threshold, thresholds, transcriber.model)
             name = path.stem if path else "bundled"
             by_track: dict = {}
-            results[name] = run_evaluation(transcriber, tracks, src, cond, step, beat_cache, by_track)
+            beat_scores: dict = {}
+            results[name] = run_evaluation(transcriber, tracks, src, cond, step, beat_cache, by_track, beat_scores)
             texts.append(table_markdown(results[name], f"{name} on {annotations} ({len(tracks)} tracks)"))
+            if beat_scores:
+                texts.append(beat_markdown(beat_scores, f"{name}: beats and bars (mir_eval F, +-70 ms, "
+                                                        "estimated beats against the annotation)"))
             if per_track:
                 texts.append(per_track_markdown(by_track, f"{name}, per track"))
     if len(results) > 1:
