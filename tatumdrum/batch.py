@@ -28,17 +28,20 @@ class JobResult:
 
 
 def load_transcriber(transcriber_kwargs: dict, separator: tuple[str, Path | None] | None):
-    """The transcriber (and separator) a worker process uses for all its songs, with one torch thread."""
-    import torch
+    """The transcriber (and separator) a worker process uses for all its songs, with one thread each (the
+    exported CRNN's sessions have one already)."""
+    import sys
 
     from .inference import Transcriber
 
-    torch.set_num_threads(1)
     if separator is not None:
         from .separation import DrumSeparator
 
         transcriber_kwargs = {**transcriber_kwargs, "separator": DrumSeparator.load(separator[0], weights=separator[1])}
-    return Transcriber.load(**transcriber_kwargs)
+    transcriber = Transcriber.load(**transcriber_kwargs)
+    if "torch" in sys.modules:  # a separator, or a torch model file (the `train` extra)
+        sys.modules["torch"].set_num_threads(1)
+    return transcriber
 
 
 def init_worker(transcriber_kwargs: dict, separator: tuple[str, Path | None] | None) -> None:

@@ -10,15 +10,13 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from .beats import BeatTracker
 from .features import MEL, load_audio, log_mel
 from .meter import MetricalModel, choose_bars
-from .model import encode_in_chunks, spans_tensor
 from .peaks import pick_peaks
 from .score import DrumScore
-from .tatums import BeatGrid, extend_beats, quantize_to_tatums
+from .tatums import BeatGrid, extend_beats, quantize_to_tatums, tatum_frame_spans
 from .weights import TrainedModel, load_model
 
 StageFn = Callable[[str], None]
@@ -31,35 +29,61 @@ def tatum_probabilities(model: TrainedModel, mel: np.ndarray, tatum_times: np.nd
     return tatum_outputs(model, mel, tatum_times)[0]
 
 
-@torch.inference_mode()
-def encode(model: TrainedModel, mel: np.ndarray) -> torch.Tensor:
-    """The frame-level encoder's output for a whole song, with EDGE_FRAMES of silence on both sides.
+def _is_torch(net) -> bool:
+    """A torch network (a model file loaded with the `train` extra) rather than an export (runtime.py)."""
+    return not hasattr(net, "encode_song")
+
+
+def encode(model: TrainedModel, mel: np.ndarray):
+    """The frame-level encoder's output for a whole song, with EDGE_FRAMES of silence on both sides: a
+    numpy array from an export, a tensor from a torch network.
 
     Training crops always had context around them; without it the encoder's zero padding at the
     song's ends (after batch norm, not what silence looks like) read as a stroke: a phantom hi-hat
     on the last tatum of most songs. It needs no beats, so it can run while the beats are tracked.
     """
-    x = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
-    x = torch.nn.functional.pad(x, (0, 0, EDGE_FRAMES, EDGE_FRAMES))  # log(1 + 0): silence
-    # Where the network is: the CPU here, a GPU while `tatumdrum train --device cuda` validates.
-    device = next(model.net.parameters()).device
-    return encode_in_chunks(model.net.encoder, x.to(device))
+    mel = np.pad(np.asarray(mel, dtype=np.float32), ((EDGE_FRAMES, EDGE_FRAMES), (0, 0)))  # log(1 + 0): silence
+    if not _is_torch(model.net):
+        return model.net.encode_song(mel)
+    import torch
+
+    from .model import encode_in_chunks
+
+    with torch.inference_mode():
+        # Where the network is: the CPU here, a GPU while `tatumdrum train --device cuda` validates.
+        device = next(model.net.parameters()).device
+        return encode_in_chunks(model.net.encoder, torch.from_numpy(mel).to(device))
 
 
-@torch.inference_mode()
-def decode(model: TrainedModel, frames: torch.Tensor, tatum_times: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray | None]:
+def _decode_steps(net, features, spans: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Onset logits (K, S) and velocity logits (or None) of the decoder over tatums (eq. 1 pooling with
+    `spans`) or, with no spans, over frames."""
+    if not _is_torch(net):
+        from .runtime import tatum_max_pool
+
+        return net.decode(features if spans is None else tatum_max_pool(features, spans))
+    import torch
+
+    with torch.inference_mode():
+        if spans is not None:
+            features = net.pool(features[None], [torch.from_numpy(spans).long().to(features.device)])[0]
+        logits, velocity = net.decode(features[None])
+        return logits[0].float().cpu().numpy(), None if velocity is None else velocity[0].float().cpu().numpy()
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+
+
+def decode(model: TrainedModel, frames, tatum_times: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """phi (K, M) and, from models with a velocity head, the velocity / 127 of a stroke at each tatum,
     from the encoder's frames (`encode`)."""
     tatum_times = np.asarray(tatum_times, dtype=float) + EDGE_FRAMES / MEL.fps
-    net = model.net
     if model.kind == "tatum":
-        spans = spans_tensor(tatum_times, MEL.fps, len(frames)).to(frames.device)
-        logits, velocity = net.decode(net.pool(frames[None], [spans]))
-        return (torch.sigmoid(logits)[0].cpu().numpy(),
-                None if velocity is None else torch.sigmoid(velocity)[0].cpu().numpy())
+        logits, velocity = _decode_steps(model.net, frames, tatum_frame_spans(tatum_times, MEL.fps, len(frames)))
+        return _sigmoid(logits), None if velocity is None else _sigmoid(velocity)
     # Baseline: frame activations, peak picking (eq. 10's companion), then quantisation to tatums.
-    act = torch.sigmoid(net.decode_logits(frames[None]))[0].cpu().numpy()[:, EDGE_FRAMES:len(frames) - EDGE_FRAMES]
+    act = _sigmoid(_decode_steps(model.net, frames, None)[0])[:, EDGE_FRAMES:len(frames) - EDGE_FRAMES]
     tatum_times = tatum_times - EDGE_FRAMES / MEL.fps
     phi = np.zeros((act.shape[0], len(tatum_times)), dtype=np.float32)
     for k in range(act.shape[0]):
@@ -160,7 +184,7 @@ class Transcriber:
                             self.downbeat_shift)
         return score, drums
 
-    def _encode(self, mel: np.ndarray) -> tuple[TrainedModel, str | None, torch.Tensor]:
+    def _encode(self, mel: np.ndarray) -> tuple[TrainedModel, str | None, object]:
         """The model that hears this log-mel (a stem model for drum stems, where the file has one), the input
         kind it was picked for, and its encoder's frames."""
         model, kind = self.model.for_input(mel, self.input_kind)

@@ -1,18 +1,26 @@
 """Saving and finding trained transcription models; the default one ships inside the package."""
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .decisions import DecisionPolicy
 from .instruments import DrumInstrument, instruments_from_abbrevs
-from .model import CRNNConfig, FrameCRNN, TatumCRNN, TatumEnsemble
+
+if TYPE_CHECKING:  # torch is the `train` extra: a transcription runs the ONNX export (runtime.py)
+    import torch
+
+    from .model import FrameCRNN, TatumCRNN, TatumEnsemble
+    from .runtime import OnnxNetwork
 
 DEFAULT_MODEL = "crnn.pt"
+# The bundled model as `tatumdrum export` writes it: what `transcribe` and `evaluate` run (onnxruntime).
+DEFAULT_EXPORT = "crnn.onnx.zip"
 # One format for every model file: the networks, each stored once, and one or two named routes (a route
 # is the networks whose phi is averaged, and its decision policy): "all", or "mix" and "stem", where the
 # audio's percussiveness picks the route per file (input_kind.py).
@@ -25,11 +33,20 @@ class ModelFileError(ValueError):
     """A model file that is missing or not a tatumdrum model."""
 
 
+def require_torch(what: str, hint: str = ""):
+    """torch, or a one-line error naming the extra that brings it."""
+    try:
+        import torch
+    except ImportError:
+        raise ModelFileError(f"{what} needs PyTorch: pip install 'tatumdrum[train]'{hint}") from None
+    return torch
+
+
 @dataclass
 class TrainedModel:
     """A network (or several, phi averaged) with what inference needs: its kind, drums and decision policy."""
 
-    net: TatumCRNN | FrameCRNN | TatumEnsemble
+    net: "TatumCRNN | FrameCRNN | TatumEnsemble | OnnxNetwork"
     kind: str  # "tatum" or "frame"
     instruments: tuple[DrumInstrument, ...]
     policy: DecisionPolicy
@@ -50,16 +67,21 @@ class TrainedModel:
         return (self.stem_model if kind == "stem" else self), kind
 
     def save(self, path: Path) -> None:
+        torch = require_torch(f"saving {path}")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         torch.save(self._blob(), tmp)
         tmp.replace(path)
 
-    def _blob(self) -> dict:
-        networks: list[torch.nn.Module] = []
+    def layout(self) -> tuple[list, dict]:
+        """The file layout of both formats: the distinct networks, and the routes ("all", or "mix" and
+        "stem") that name them by index, each with its decision policy and info."""
+        from .model import TatumEnsemble
 
-        def index(net: torch.nn.Module) -> int:
+        networks: list = []
+
+        def index(net) -> int:
             for i, known in enumerate(networks):
                 if _same_network(known, net):
                     return i
@@ -74,17 +96,27 @@ class TrainedModel:
 
         routes = {"all": route(self)} if self.stem_model is None else \
             {"mix": route(self), "stem": route(self.stem_model)}
-        return {"format": FORMAT, "kind": self.kind, "instruments": [i.abbrev for i in self.instruments],
-                "networks": [{"config": n.cfg.to_dict(), "state_dict": _on_cpu(n)} for n in networks],
-                "routes": routes, "stem_percussiveness": self.stem_percussiveness}
+        return networks, routes
+
+    def header(self) -> dict:
+        """What both formats store beside the networks and routes."""
+        return {"kind": self.kind, "instruments": [i.abbrev for i in self.instruments],
+                "stem_percussiveness": self.stem_percussiveness}
+
+    def _blob(self) -> dict:
+        networks, routes = self.layout()
+        return {"format": FORMAT, **self.header(), "routes": routes,
+                "networks": [{"config": n.cfg.to_dict(), "state_dict": _on_cpu(n)} for n in networks]}
 
 
-def _same_network(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+def _same_network(a: "torch.nn.Module", b: "torch.nn.Module") -> bool:
     """The same network, also when loaded twice (a route's networks are often another route's too)."""
     if a is b:
         return True
     if type(a) is not type(b) or a.cfg.to_dict() != b.cfg.to_dict():
         return False
+    import torch
+
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
 
@@ -101,10 +133,27 @@ def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
         return Path(__file__).resolve().parent.parent / "models" / name
 
 
+def is_export(path: Path) -> bool:
+    """An exported model (`tatumdrum export`): a zip of ONNX networks and model.json. (A torch file is a
+    zip too, with other members.)"""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "model.json" in z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def load_model(path: Path | None = None) -> TrainedModel:
-    path = bundled_model_path() if path is None else Path(path)
+    """A model file: an export (run by onnxruntime, no torch needed) or a torch file (needs the `train`
+    extra). None: the bundled model's export."""
+    path = bundled_model_path(DEFAULT_EXPORT) if path is None else Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
+    if is_export(path):
+        from .runtime import load_export
+
+        return load_export(path)
+    torch = require_torch(f"{path}: a PyTorch model file", " (or run its export, made by `tatumdrum export`)")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -117,23 +166,39 @@ def load_model(path: Path | None = None) -> TrainedModel:
         raise ModelFileError(f"{path}: {exc}") from None
 
 
+def load_trainable(path: Path) -> TrainedModel:
+    """A model file whose networks are torch modules: to tune, average, join, export or train from."""
+    if Path(path).is_file() and is_export(Path(path)):
+        raise ModelFileError(f"{path}: an export (ONNX) runs but cannot be changed; give the model file (.pt) "
+                             "it was exported from")
+    return load_model(path)
+
+
 def _from_blob(blob: dict) -> TrainedModel:
-    kind = blob["kind"]
-    instruments = instruments_from_abbrevs(blob["instruments"])
-    networks = [_network(kind, n["config"], n["state_dict"]) for n in blob["networks"]]
+    from .model import TatumEnsemble
+
+    networks = [_network(blob["kind"], n["config"], n["state_dict"]) for n in blob["networks"]]
+    return from_layout(blob, networks, TatumEnsemble)
+
+
+def from_layout(header: dict, networks: list, ensemble_of) -> TrainedModel:
+    """A model from its header and routes (`TrainedModel.layout`) and its loaded networks; `ensemble_of`
+    joins a route's networks (torch's TatumEnsemble, or the ONNX runtime's)."""
+    kind = header["kind"]
+    instruments = instruments_from_abbrevs(header["instruments"])
 
     def route(data: dict) -> TrainedModel:
         members = [networks[i] for i in data["networks"]]
-        net = TatumEnsemble(members) if data["ensemble"] else members[0]
+        net = ensemble_of(members) if data["ensemble"] else members[0]
         net.eval()
         return TrainedModel(net, kind, instruments, DecisionPolicy.from_dict(instruments, data["policy"]),
                             data.get("info", {}))
 
-    routes = blob["routes"]
+    routes = header["routes"]
     if "all" in routes:
         return route(routes["all"])
     return replace(route(routes["mix"]), stem_model=route(routes["stem"]),
-                   stem_percussiveness=float(blob["stem_percussiveness"]))
+                   stem_percussiveness=float(header["stem_percussiveness"]))
 
 
 def _from_old_blob(blob: dict) -> TrainedModel:
@@ -142,6 +207,8 @@ def _from_old_blob(blob: dict) -> TrainedModel:
     if blob["format"] == "tatumdrum-routed-1":
         stem = _from_old_blob(blob["stem"])
         blob = {**blob, "format": blob["networks_format"]}
+    from .model import TatumEnsemble
+
     if blob["format"] == "tatumdrum-ensemble-1":
         net = TatumEnsemble([_network("tatum", m["config"], m["state_dict"]) for m in blob["members"]])
     else:
@@ -156,12 +223,14 @@ def _from_old_blob(blob: dict) -> TrainedModel:
                         None if stem is None else float(blob["stem_percussiveness"]))
 
 
-def _on_cpu(net: torch.nn.Module) -> dict:
+def _on_cpu(net: "torch.nn.Module") -> dict:
     """The weights as CPU tensors, so that a model trained on a GPU loads anywhere."""
     return {k: v.detach().cpu() for k, v in net.state_dict().items()}
 
 
-def _network(kind: str, config: dict, state_dict: dict) -> TatumCRNN | FrameCRNN:
+def _network(kind: str, config: dict, state_dict: dict) -> "TatumCRNN | FrameCRNN":
+    from .model import CRNNConfig, FrameCRNN, TatumCRNN
+
     net = (TatumCRNN if kind == "tatum" else FrameCRNN)(CRNNConfig.from_dict(config))
     net.load_state_dict(state_dict)
     return net
@@ -181,7 +250,9 @@ def ensemble(models: list[TrainedModel], names: list[str]) -> TrainedModel:
     thresholds; the mean of several networks is smoother than any one, so tune the result's thresholds
     (`tatumdrum tune-thresholds`) before using it.
     """
-    members: list[TatumCRNN] = []
+    from .model import TatumEnsemble
+
+    members: list = []
     for model, name in zip(models, names):
         if model.kind != "tatum":
             raise ModelFileError(f"{name}: a frame-level model; only tatum models can be averaged")

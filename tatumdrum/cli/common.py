@@ -43,8 +43,31 @@ class Separation(str, Enum):
 
 def fail(message: str, code: int = 1) -> None:
     """One clear line on stderr and a non-zero exit: users never see a traceback."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    from rich.markup import escape
+
+    # Escaped: a path or an extra's name in square brackets is text, not rich markup.
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
+
+
+# What each optional feature imports, by the extra that installs it (pyproject.toml).
+EXTRAS = {"train": ("torch",), "export": ("torch", "onnx"), "separation": ("torch", "torchaudio", "openunmix")}
+
+
+def require_extra(extra: str, what: str) -> None:
+    """A one-line error naming the extra to install where `what` needs packages this install lacks."""
+    import importlib.util
+
+    def absent(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is None
+        except ImportError:
+            return True
+
+    missing = [m for m in EXTRAS[extra] if absent(m)]
+    if missing:
+        name = "train" if extra == "export" else extra
+        fail(f"{what} needs {' and '.join(missing)}: pip install 'tatumdrum[{name}]'")
 
 
 def class_list(option: str, text: str) -> tuple[str, ...]:
@@ -89,6 +112,7 @@ def level_range(option: str, text: str) -> tuple[float, float]:
 
 def check_device(device: str) -> None:
     """--device: cpu, or a CUDA device that is there."""
+    require_extra("train", "training")
     import torch
 
     try:
@@ -154,6 +178,7 @@ def choose_separator(mode: Separation, model: Optional[str], local: bool = False
 def load_separator(mode: Separation, model: Optional[str], weights: Optional[Path]):
     if mode == Separation.none:
         return None
+    require_extra("separation", f"--separation {mode.value}")
     from ..separation import DrumSeparator, SeparationUnavailable
 
     model = choose_separator(mode, model, local=weights is not None)

@@ -8,7 +8,7 @@ import typer
 
 from ..input_kind import STEM_PERCUSSIVENESS
 
-from .common import app, console, fail, check_new_output, parse_sources
+from .common import app, console, fail, check_new_output, parse_sources, require_extra
 
 
 @app.command("tune-thresholds")
@@ -26,9 +26,10 @@ def tune_thresholds(
                                               "none, if none helps); repeatable."),
 ) -> None:
     """Choose each drum's onset threshold on validation data: the best mean F over the given sets."""
+    require_extra("train", "tune-thresholds")
     from ..decisions import DecisionPolicy
     from ..thresholds import TRIED_THRESHOLDS, recorded_items, rendered_items, tune, tune_given
-    from ..weights import ModelFileError, load_model
+    from ..weights import ModelFileError, load_trainable as load_model
 
     check_new_output(out, [model_path], "the tuned model")
     src = parse_sources("--sources", sources)
@@ -96,7 +97,8 @@ def ensemble_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Where the ensemble model is written."),
 ) -> None:
     """Average several models' onset probabilities in one model file; tune its thresholds next."""
-    from ..weights import ModelFileError, ensemble, load_model
+    require_extra("train", "ensemble")
+    from ..weights import ModelFileError, ensemble, load_trainable as load_model
 
     if len(models) < 2:
         fail("give two or more model files to average")
@@ -121,7 +123,8 @@ def route_cmd(
                                          help="From this percussiveness (tatumdrum/input_kind.py) a file is a drum stem."),
 ) -> None:
     """Join a mix model and a stem model in one file; each file is heard by the one its sound calls for."""
-    from ..weights import ModelFileError, load_model, with_stem_model
+    require_extra("train", "route")
+    from ..weights import ModelFileError, load_trainable as load_model, with_stem_model
 
     check_new_output(out, [mix, stem], "the joined model")
     try:
@@ -130,4 +133,43 @@ def route_cmd(
         fail(str(exc))
     model.save(out)
     console.print(f"{out}: {mix.name} for mixes, {stem.name} for drum stems (percussiveness >= {percussiveness})",
+                  highlight=False)
+
+
+@app.command("export")
+def export_cmd(
+    model_path: Path = typer.Argument(..., help="A model file (.pt) from train, tune-thresholds, ensemble or route."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where the export is written (a zip, e.g. my.onnx.zip)."),
+) -> None:
+    """Export a model to ONNX: `transcribe --model` and `evaluate --model` run it without PyTorch, faster."""
+    require_extra("export", "export")
+    import numpy as np
+
+    from ..export import export_model
+    from ..features import log_mel
+    from ..inference import tatum_outputs
+    from ..tatums import interpolate_tatums
+    from ..weights import ModelFileError, load_model, load_trainable
+
+    check_new_output(out, [model_path], "the export")
+    try:
+        model = load_trainable(model_path)
+        with console.status(f"exporting {model_path}"):
+            export_model(model, out)
+        exported = load_model(out)
+    except ModelFileError as exc:
+        fail(str(exc))
+    # The export must hear what the model hears, on every route: phi for 12 s of decaying noise bursts.
+    rng = np.random.default_rng(0)
+    t = np.arange(12 * 44100) / 44100
+    audio = rng.standard_normal(len(t)) * np.exp(-30 * (t % 0.3)) * rng.uniform(0.1, 1, len(t) // 13230 + 1)[(t // 0.3).astype(int)]
+    mel = log_mel(0.1 * audio.astype(np.float32))
+    tatums = interpolate_tatums(np.arange(0.0, len(mel) / 100.0, 0.6))
+    pairs = [(model, exported)] + ([(model.stem_model, exported.stem_model)] if model.stem_model else [])
+    error = max(float(np.abs(tatum_outputs(a, mel, tatums)[0] - tatum_outputs(b, mel, tatums)[0]).max())
+                for a, b in pairs)
+    if error > 1e-4:
+        out.unlink(missing_ok=True)
+        fail(f"{model_path}: the export's onset probabilities differ from the model's by {error:.2g}; nothing written")
+    console.print(f"{out}: exported {model_path} (onset probabilities within {error:.1g} of the model's)",
                   highlight=False)

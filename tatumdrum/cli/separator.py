@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .common import app, separator_app, console, fail, check_device, train_with_progress
+from .common import app, separator_app, console, fail, check_device, require_extra, train_with_progress
 
 
 @app.command("train-separator")
@@ -28,6 +28,7 @@ def train_separator_cmd(
                                                 "this much training time."),
 ) -> None:
     """Train an Open-Unmix drum separator on rendered stems; resumes from <out>/drums.chkpnt."""
+    require_extra("separation", "train-separator")
     import torch
 
     from ..separator_training import SeparatorConfig, train_separator
@@ -52,6 +53,7 @@ def separator_download(
     timeout: float = typer.Option(120.0, "--timeout", help="Give up after this many seconds."),
 ) -> None:
     """Fetch the Open-Unmix drum weights into the torch hub cache, for later offline use."""
+    require_extra("separation", "separator download")
     from ..separation import SeparationUnavailable, download
 
     try:
@@ -68,6 +70,7 @@ def separator_score(
     weights: Optional[Path] = typer.Option(None, "--separator-weights", help="Local Open-Unmix weights."),
 ) -> None:
     """SDR and SI-SDR of the separated drums against each track's true drum stem, the mixture as baseline."""
+    require_extra("separation", "separator score")
     import numpy as np
 
     from ..evaluation import find_tracks

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import app, console, fail, class_list, class_weights, level_range, check_device, progress_bar, train_with_progress
+from .common import app, console, fail, require_extra, class_list, class_weights, level_range, check_device, progress_bar, train_with_progress
 
 from ..train_config import TrainConfig  # torch-free
 
@@ -146,6 +146,7 @@ def train(
     device: str = typer.Option(DEFAULT["device"], "--device", help="cpu, or cuda where a GPU is available."),
 ) -> None:
     """Train a transcription model; resumes from <out>.ckpt if a run was interrupted."""
+    require_extra("train", "train")
     import torch
 
     from ..training import train as run_training
@@ -165,10 +166,10 @@ def train(
                       keep_last=keep_last, device=device, **({"remix_db": level_range("--remix-db", remix_db)} if remix_db else {}))
     if init is not None:
         from ..model import TatumEnsemble
-        from ..weights import ModelFileError, load_model
+        from ..weights import ModelFileError, load_trainable
 
         try:
-            start = load_model(init)
+            start = load_trainable(init)
         except ModelFileError as exc:
             fail(f"--init: {exc}", 2)
         if isinstance(start.net, TatumEnsemble):
@@ -199,6 +200,7 @@ def train_lm(
                                     help="Drum classes (v2 models: BD,SD,SS,HH,OH,TT,CR,RD)."),
 ) -> None:
     """Train a drum-score language model on drum MIDI; prints per-tatum perplexity (chance = 2)."""
+    require_extra("train", "train-lm")
     from ..lm_training import main as lm_main
 
     if kind == LMKind.none or (gmd is None) == (midi_dir is None):
