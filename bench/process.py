@@ -1,16 +1,17 @@
-"""Whole-process benchmark: `tatumdrum transcribe` from start-up to written file, this checkout against a
-baseline commit (the v1 release by default), measured in one run.
+"""Whole-process benchmark: `tatumdrum` from start-up to written file, this checkout in a light install
+(no torch) and in a full one, against a baseline commit (v2.8, the last release on PyTorch), in one run.
 
-    python bench/process.py                                  # 3- and 10-minute songs, 2 runs each
-    python bench/process.py --minutes 3 --repeats 3 --markdown bench/RESULTS.md
+    python bench/process.py                                  # start-up, the example, 3- and 10-minute songs
+    python bench/process.py --minutes 3 --repeats 3 --markdown bench/PROCESS.md
     python bench/process.py --batch 4                        # also songs per minute with --jobs 1 and 2
 
-Each run is a fresh Python process (imports and model loading included), as a user's command is.
-The baseline is checked out into a temporary git worktree and run from there with its own code and
-bundled model; runs alternate (baseline, this checkout, baseline, ...) so that a busy machine
-penalises both alike. Both use `--separation none`: the default of this checkout, and the setting
-the issue's ADTOF comparison used. Stage times come from each tree's own `bench/pipeline.py`.
-Real-time factor (RTF) = wall seconds / audio seconds.
+Each run is a fresh Python process (imports and model loading included), as a user's command is:
+- baseline: the commit checked out into a temporary git worktree, run by this interpreter (with torch);
+- full: this checkout, run by this interpreter (torch installed; the bundled model runs in onnxruntime);
+- light: this checkout, run by the interpreter of a virtual environment made by `pip install .`
+  (no torch), created once under --light-venv.
+Runs alternate (baseline, full, light, baseline, ...) so that a busy machine penalises all alike; the
+table gives medians. All use `--separation none`, the default. Real-time factor (RTF) = wall / audio seconds.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-V1_RELEASE = "755286c"
+V28_RELEASE = "3cee72e"
 LAUNCH = ("import sys; sys.path.insert(0, {root!r}); import tatumdrum; "
           "assert tatumdrum.__file__.startswith({root!r}), tatumdrum.__file__; "
           "from tatumdrum.cli import main; sys.argv[0] = 'tatumdrum'; main()")
@@ -45,15 +46,28 @@ def worktree(commit: str) -> Path:
     return path
 
 
-def transcribe(root: Path, args: list[str], output: Path) -> tuple[float, float]:
-    """Wall seconds and peak memory (GiB) of one `tatumdrum transcribe` process of the tree at `root`.
+def light_python(venv: Path) -> Path:
+    """The interpreter of a light install of this checkout (made once: `pip install .`, no extras)."""
+    python = venv / "bin" / "python"
+    if not python.is_file():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], check=True)
+    probe = subprocess.run([str(python), "-c", "import importlib.util as u; print(u.find_spec('torch') is None)"],
+                           capture_output=True, text=True, check=True)
+    if probe.stdout.strip() != "True":
+        raise SystemExit(f"{venv}: has torch; give --light-venv a folder for a light install")
+    return python
 
-    The output is removed first: v1 has no --overwrite (and no --quiet; rich prints nothing to a pipe).
-    """
-    if output.is_dir():
-        shutil.rmtree(output)
-    output.unlink(missing_ok=True)
-    cmd = [sys.executable, "-c", LAUNCH.format(root=str(root)), "transcribe", *args, "-o", str(output)]
+
+def command(root: Path, python: str, args: list[str], output: Path | None = None) -> tuple[float, float]:
+    """Wall seconds and peak memory (GiB) of one `tatumdrum` process of the tree at `root` run by `python`:
+    `args`, then `-o output` (removed first) where given."""
+    if output is not None:
+        if output.is_dir():
+            shutil.rmtree(output)
+        output.unlink(missing_ok=True)
+        args = [*args, "-o", str(output)]
+    cmd = [python, "-c", LAUNCH.format(root=str(root)), *args]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -61,7 +75,7 @@ def transcribe(root: Path, args: list[str], output: Path) -> tuple[float, float]
     err = proc.stderr.read().decode()
     proc.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{root}: transcribe failed: {err.strip()[-500:]}")
+        raise RuntimeError(f"{root}: {' '.join(args[:1])} failed: {err.strip()[-500:]}")
     return wall, usage.ru_maxrss / 1024 ** 2
 
 
@@ -82,47 +96,62 @@ def stage_table(root: Path, minutes: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, action="append", help="song length (repeatable; default 3 and 10)")
-    ap.add_argument("--repeats", type=int, default=2, help="runs of each tree per song")
-    ap.add_argument("--baseline", default=V1_RELEASE, help="commit to compare with (default: the v1 release)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each setup per item")
+    ap.add_argument("--baseline", default=V28_RELEASE, help="commit to compare with (default: v2.8)")
+    ap.add_argument("--light-venv", type=Path, default=Path(tempfile.gettempdir()) / "tatumdrum-bench-light",
+                    help="virtual environment of the light install (made here if missing)")
     ap.add_argument("--batch", type=int, default=0, help="also time a folder of this many 3-minute songs, --jobs 1 and 2")
     ap.add_argument("--stages", action="store_true", help="also print each tree's stage table (bench/pipeline.py)")
     ap.add_argument("--markdown", type=Path, help="append the tables to this file")
     args = ap.parse_args()
-    base = worktree(args.baseline)
+    setups = {"baseline": (worktree(args.baseline), sys.executable), "full": (ROOT, sys.executable),
+              "light": (ROOT, str(light_python(args.light_venv)))}
     work = Path(tempfile.mkdtemp())
-    lines = [f"Whole `tatumdrum transcribe` processes, `--separation none`, {args.repeats} alternating runs each "
-             f"(median); baseline {args.baseline} against this checkout.", "",
-             "| song | baseline s | baseline RTF | this s | this RTF | this / baseline | peak GiB (baseline / this) |",
-             "|---|---|---|---|---|---|---|"]
+    items: list[tuple[str, list[str] | None, float | None]] = [("start-up (`--version`)", ["--version"], None)]
+    example = ROOT / "examples" / "groove.wav"
+    import soundfile as sf
+
+    items.append(("examples/groove.wav", [str(example)], sf.info(str(example)).duration))
     for minutes in args.minutes or [3.0, 10.0]:
         song = work / f"song{minutes:g}.wav"
-        duration = make_song(song, minutes)
-        runs: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
+        items.append((f"{minutes:g}-minute song", [str(song)], make_song(song, minutes)))
+    lines = [f"Whole `tatumdrum` processes, `--separation none`, {args.repeats} alternating runs of each setup "
+             f"(median s; RTF in brackets); baseline {args.baseline} (torch), this checkout full (torch installed) "
+             "and light (`pip install .`, no torch).", "",
+             "| item | baseline s | full s | light s | full / baseline | light / baseline | peak GiB (baseline / full / light) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, item_args, duration in items:
+        runs: dict[str, list[tuple[float, float]]] = {k: [] for k in setups}
         for _ in range(args.repeats):
-            for name, root in (("base", base), ("this", ROOT)):
-                # Each tree's own model, named: an installed checkout would lend the baseline its models/.
-                model = ["--model", str(root / "models" / "crnn.pt")]
-                runs[name].append(transcribe(root, [str(song), "--separation", "none", *model], work / f"{name}.mid"))
-        b = statistics.median(w for w, _ in runs["base"])
-        t = statistics.median(w for w, _ in runs["this"])
-        mb, mt = max(m for _, m in runs["base"]), max(m for _, m in runs["this"])
-        lines.append(f"| {minutes:g} min | {b:.2f} | {b / duration:.4f} | {t:.2f} | {t / duration:.4f} | "
-                     f"{t / b:.2f} | {mb:.2f} / {mt:.2f} |")
+            for setup, (root, python) in setups.items():
+                if item_args == ["--version"]:
+                    runs[setup].append(command(root, python, item_args))
+                else:
+                    runs[setup].append(command(root, python, ["transcribe", *item_args, "--separation", "none"],
+                                               work / f"{setup}.mid"))
+        wall = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
+        peak = {k: max(m for _, m in v) for k, v in runs.items()}
+        rtf = (lambda k: f" ({wall[k] / duration:.4f})") if duration else (lambda k: "")
+        lines.append(f"| {name} | {wall['baseline']:.2f}{rtf('baseline')} | {wall['full']:.2f}{rtf('full')} | "
+                     f"{wall['light']:.2f}{rtf('light')} | {wall['full'] / wall['baseline']:.2f} | "
+                     f"{wall['light'] / wall['baseline']:.2f} | "
+                     f"{peak['baseline']:.2f} / {peak['full']:.2f} / {peak['light']:.2f} |")
         print(lines[-1], flush=True)
     if args.batch:
         folder = work / "batch"
         folder.mkdir()
         seconds = sum(make_song(folder / f"song{i}.wav", 3.0) for i in range(args.batch))
-        lines += ["", f"Folder of {args.batch} three-minute songs (this checkout):", "",
+        lines += ["", f"Folder of {args.batch} three-minute songs (this checkout, light install):", "",
                   "| jobs | wall s | songs per minute | RTF |", "|---|---|---|---|"]
         for jobs in (1, 2):
             out = work / f"batch-out-{jobs}"
-            wall, _ = transcribe(ROOT, [str(folder), "--separation", "none", "--jobs", str(jobs)], out)
+            wall, _ = command(ROOT, setups["light"][1], ["transcribe", str(folder), "--separation", "none",
+                                                          "--jobs", str(jobs)], out)
             lines.append(f"| {jobs} | {wall:.1f} | {60 * args.batch / wall:.1f} | {wall / seconds:.4f} |")
             print(lines[-1], flush=True)
     if args.stages:
         for minutes in args.minutes or [3.0, 10.0]:
-            for name, root in (("baseline " + args.baseline, base), ("this checkout", ROOT)):
+            for name, root in (("baseline " + args.baseline, setups["baseline"][0]), ("this checkout", ROOT)):
                 lines += ["", f"Stages, {name}:", "", stage_table(root, minutes)]
     text = "\n".join(lines)
     print(text)
