@@ -187,22 +187,11 @@ class TatumEnsemble(nn.Module):
 
 
 def encode_in_chunks(encoder: ConvEncoder, mel: torch.Tensor, chunk_frames: int = 6000) -> torch.Tensor:
-    """Run the encoder over a long (T, F) spectrogram in overlapping chunks; exact, with no seams.
+    """Run the encoder over a long (T, F) spectrogram in overlapping chunks; exact, with no seams
+    (runtime.encode_in_chunks, which the ONNX runtime shares)."""
+    from .runtime import encode_in_chunks as chunked
 
-    Each chunk carries `receptive_radius` frames of context on both sides and keeps only its centre,
-    so the result equals one pass over the whole song while memory stays bounded by the chunk.
-    """
-    r = encoder.receptive_radius
-    n = mel.shape[0]
-    if n <= chunk_frames:
-        return encoder(mel[None])[0]
-    parts = []
-    for start in range(0, n, chunk_frames):
-        stop = min(start + chunk_frames, n)
-        lo, hi = max(start - r, 0), min(stop + r, n)
-        out = encoder(mel[None, lo:hi])[0]
-        parts.append(out[start - lo : start - lo + (stop - start)])
-    return torch.cat(parts)
+    return chunked(lambda x: encoder(x[None])[0], mel, encoder.receptive_radius, torch.cat, chunk_frames)
 
 
 def spans_tensor(tatum_times: np.ndarray, fps: float, n_frames: int) -> torch.Tensor:

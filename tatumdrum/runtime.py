@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -25,6 +26,24 @@ def tatum_max_pool(frames: np.ndarray, spans: np.ndarray) -> np.ndarray:
     offsets = np.arange(int((spans[:, 1] - spans[:, 0]).max()))
     idx = np.minimum(spans[:, :1] + offsets[None, :], spans[:, 1:] - 1)
     return frames[idx].max(axis=1)
+
+
+def encode_in_chunks(encode: Callable, mel, radius: int, concat: Callable, chunk_frames: int = 6000):
+    """A frame encoder over a long (T, F) spectrogram in overlapping chunks; exact, with no seams.
+
+    Each chunk carries `radius` frames of context (the encoder's receptive radius) on both sides and
+    keeps only its centre, so the result equals one pass over the whole song while memory stays
+    bounded by the chunk. `encode` maps (T, F) to (T, D); `concat` joins the parts (numpy or torch).
+    """
+    n = mel.shape[0]
+    if n <= chunk_frames:
+        return encode(mel)
+    parts = []
+    for start in range(0, n, chunk_frames):
+        stop = min(start + chunk_frames, n)
+        lo, hi = max(start - radius, 0), min(stop + radius, n)
+        parts.append(encode(mel[lo:hi])[start - lo: start - lo + stop - start])
+    return concat(parts)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -65,17 +84,8 @@ class OnnxNetwork:
         return self.encoder.run(None, {"mel": mel[None].astype(np.float32, copy=False)})[0][0]
 
     def encode_song(self, mel: np.ndarray, chunk_frames: int = 6000) -> np.ndarray:
-        """`encode` over a whole song in chunks with `receptive_radius` frames of context: exact, and its
-        memory bounded by the chunk (as model.encode_in_chunks)."""
-        r, n = self.receptive_radius, len(mel)
-        if n <= chunk_frames:
-            return self.encode(mel)
-        parts = []
-        for start in range(0, n, chunk_frames):
-            stop = min(start + chunk_frames, n)
-            lo, hi = max(start - r, 0), min(stop + r, n)
-            parts.append(self.encode(mel[lo:hi])[start - lo: start - lo + stop - start])
-        return np.concatenate(parts)
+        """`encode` over a whole song in chunks: exact, its memory bounded by the chunk."""
+        return encode_in_chunks(self.encode, mel, self.receptive_radius, np.concatenate, chunk_frames)
 
     def decode(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(S, D) tatum (or frame) features to (K, S) onset logits and velocity logits (None without that head)."""
