@@ -15,6 +15,7 @@ from .beats import BeatTracker
 from .features import MEL, load_audio, log_mel
 from .meter import MetricalModel, choose_bars
 from .peaks import pick_peaks
+from .runtime import sigmoid
 from .score import DrumScore
 from .tatums import BeatGrid, extend_beats, quantize_to_tatums, tatum_frame_spans
 from .weights import TrainedModel, load_model
@@ -71,19 +72,15 @@ def _decode_steps(net, features, spans: np.ndarray | None) -> tuple[np.ndarray, 
         return logits[0].float().cpu().numpy(), None if velocity is None else velocity[0].float().cpu().numpy()
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
-
-
 def decode(model: TrainedModel, frames, tatum_times: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """phi (K, M) and, from models with a velocity head, the velocity / 127 of a stroke at each tatum,
     from the encoder's frames (`encode`)."""
     tatum_times = np.asarray(tatum_times, dtype=float) + EDGE_FRAMES / MEL.fps
     if model.kind == "tatum":
         logits, velocity = _decode_steps(model.net, frames, tatum_frame_spans(tatum_times, MEL.fps, len(frames)))
-        return _sigmoid(logits), None if velocity is None else _sigmoid(velocity)
+        return sigmoid(logits), None if velocity is None else sigmoid(velocity)
     # Baseline: frame activations, peak picking (eq. 10's companion), then quantisation to tatums.
-    act = _sigmoid(_decode_steps(model.net, frames, None)[0])[:, EDGE_FRAMES:len(frames) - EDGE_FRAMES]
+    act = sigmoid(_decode_steps(model.net, frames, None)[0])[:, EDGE_FRAMES:len(frames) - EDGE_FRAMES]
     tatum_times = tatum_times - EDGE_FRAMES / MEL.fps
     phi = np.zeros((act.shape[0], len(tatum_times)), dtype=np.float32)
     for k in range(act.shape[0]):

@@ -46,8 +46,9 @@ def encode_in_chunks(encode: Callable, mel, radius: int, concat: Callable, chunk
     return concat(parts)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function in float64, returned as float32 (phi's type)."""
+    return (1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))).astype(np.float32)
 
 
 def _logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -112,8 +113,8 @@ class OnnxEnsemble:
     def decode(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         widths = np.cumsum([m.out_dim for m in self.members])[:-1]
         outputs = [m.decode(f) for m, f in zip(self.members, np.split(features, widths, axis=1))]
-        phi = np.mean([_sigmoid(logits) for logits, _ in outputs], axis=0)
-        velocities = [_sigmoid(v) for _, v in outputs if v is not None]
+        phi = np.mean([sigmoid(logits) for logits, _ in outputs], axis=0)
+        velocities = [sigmoid(v) for _, v in outputs if v is not None]
         velocity = _logit(np.mean(velocities, axis=0)) if velocities else None
         return _logit(phi), velocity
 
@@ -130,11 +131,9 @@ def load_export(path: Path):
                                      "export the model again with this version")
             networks = [OnnxNetwork(z.read(n["encoder"]), z.read(n["decoder"]), int(n["receptive_radius"]),
                                     int(n["out_dim"]), bool(n["velocity"])) for n in header["networks"]]
-    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
-        raise ModelFileError(f"{path}: not a readable tatumdrum export ({type(exc).__name__})") from None
-    except Exception as exc:  # onnxruntime's own errors (a damaged graph) have no common base
+    except ModelFileError:
+        raise
+    except Exception as exc:  # a damaged zip, JSON or graph: onnxruntime's errors have no common base
         raise ModelFileError(f"{path}: not a readable tatumdrum export ({type(exc).__name__})") from None
     try:
         return from_layout(header, networks, OnnxEnsemble)
