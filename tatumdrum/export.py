@@ -46,8 +46,8 @@ def _to_onnx(module, example, input_name: str, output_names: list[str], output_a
     buffer = io.BytesIO()
     axes = {input_name: {1: "steps"}, **{name: {output_axis: "steps"} for name in output_names}}
     with warnings.catch_warnings(), torch.inference_mode():
-        # The TorchScript exporter is deprecated in favour of torch.export's, which needs onnxscript too;
-        # for a conv stack and a GRU both give the same graph.
+        # The TorchScript exporter: deprecated (it warns) in favour of torch.export's, which would also
+        # need onnxscript; this one needs only onnx, and its graphs are checked against torch on export.
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (example,), buffer, input_names=[input_name], output_names=output_names,
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False)
