@@ -1,42 +1,70 @@
 """Bars benchmark: beat and downbeat F (mir_eval, +-70 ms) on rendered GMD grooves (beats, not fills), as
-drum stems and mixes: tatumdrum's tracker (NUM_TEMPI tempo states), madmom's default downbeat decoder
-(60) on the same activations, and the downbeats as written after the drums' bar correction.
+drum stems and mixes, with the time each decoder takes on the same activations:
 
-    python bench/bars.py FOLDER      # a build-dataset --keep-audio split, rendered full length
+- tatumdrum: madmom's downbeat DBN with its default 60 tempi, decoded by tatumdrum.dbn;
+- madmom 60: madmom's own DBNDownBeatTrackingProcessor with the same settings (must give the same beats);
+- madmom 30: the same with 30 tempo states, the decoder of tatumdrum up to v2.9;
+- written: the downbeats tatumdrum writes after the drums' bar correction (`--meter auto`).
 
-One row per file, then the means per source, the files whose bar lines are all wrong (downbeat F 0),
-and how often the correction changed the bars.
+    python bench/bars.py FOLDER [FOLDER ...]   # build-dataset --keep-audio splits, rendered full length
+
+One row per file, then per source the means, the files whose bar lines are all wrong (downbeat F 0),
+and the decoders' total seconds.
 """
 import sys
+import time
+
 import numpy as np
 from madmom.features.downbeats import DBNDownBeatTrackingProcessor
+
 from tatumdrum.beats import BEAT_FPS
 from tatumdrum.evaluation import beat_f, rendered_tracks
 from tatumdrum.features import load_audio
 from tatumdrum.inference import Transcriber
-from tatumdrum.tatums import BeatGrid, extend_beats
+from tatumdrum.tatums import BeatGrid
 
-folder = sys.argv[1]
-tr = Transcriber.load()
-tracker = tr.beat_tracker
-default = DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], fps=BEAT_FPS)
+
+def grid(beats: np.ndarray) -> BeatGrid:
+    return BeatGrid(beats[:, 0], beats[:, 1].astype(int))
+
+
+transcriber = Transcriber.load()
+tracker = transcriber.beat_tracker
+decoders = {"tatumdrum": tracker.decode,
+            "madmom 60": DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], min_bpm=55.0, max_bpm=215.0, fps=BEAT_FPS),
+            "madmom 30": DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], min_bpm=55.0, max_bpm=215.0, fps=BEAT_FPS,
+                                                      num_tempi=30)}
+tracker.decode(np.zeros((500, 2)))  # compile the decoder before timing it
 rows = []
-for track in rendered_tracks(folder):
-    if "_beat_" not in track.name:
-        continue
-    for src, path in track.audio.items():
-        audio = load_audio(path)
-        act = tracker.activations(audio)
-        ours = tracker(audio)
-        b = default(act)
-        dflt = BeatGrid(b[:, 0], b[:, 1].astype(int))
-        score, _ = tr.transcribe_audio(audio, ours)
-        r = (track.name, src) + beat_f(track.beats, ours) + beat_f(track.beats, dflt) + (beat_f(track.beats, score.beats)[1],)
-        rows.append(r)
-        print(*r, flush=True)
-arr = np.array([r[2:] for r in rows])
-for src in ("drums", "mix"):
-    a = np.array([r[2:] for r in rows if r[1] == src])
-    print(src, len(a), "ours beat %.3f downbeat %.3f | madmom default beat %.3f downbeat %.3f | written downbeat %.3f" % tuple(a.mean(axis=0)))
-    print(src, "files with all bars wrong (downbeat F 0): ours %d, default %d, written %d" % ((a[:, 1] == 0).sum(), (a[:, 3] == 0).sum(), (a[:, 4] == 0).sum()))
-    print(src, "files where the correction made bars worse than tracked: %d, better: %d" % ((a[:, 4] < a[:, 1] - 1e-9).sum(), (a[:, 4] > a[:, 1] + 1e-9).sum()))
+for folder in sys.argv[1:]:
+    for track in rendered_tracks(folder):
+        if "_beat_" not in track.name:
+            continue
+        for source, path in track.audio.items():
+            audio = load_audio(path)
+            activations = tracker.activations(audio)
+            row = {"name": track.name, "source": source, "seconds": len(audio) / 44100}
+            for name, decode in decoders.items():
+                start = time.perf_counter()
+                beats = decode(activations)
+                row[name + " s"] = time.perf_counter() - start
+                row[name] = beat_f(track.beats, grid(beats))
+                row[name + " beats"] = beats
+            assert np.array_equal(row["tatumdrum beats"], row["madmom 60 beats"]), track.name
+            score, _ = transcriber.transcribe_audio(audio, None)
+            row["written"] = beat_f(track.beats, score.beats)[1]
+            rows.append(row)
+            print(track.name, source, *(f"{name} {row[name][0]:.3f}/{row[name][1]:.3f}" for name in decoders),
+                  f"written {row['written']:.3f}", flush=True)
+for source in ("drums", "mix"):
+    mine = [r for r in rows if r["source"] == source]
+    print(f"\n{source}: {len(mine)} files, {sum(r['seconds'] for r in mine) / 60:.1f} minutes")
+    for name in decoders:
+        f = np.array([r[name] for r in mine])
+        print(f"  {name}: beat F {f[:, 0].mean():.3f}, downbeat F {f[:, 1].mean():.3f}, "
+              f"all bars wrong {int((f[:, 1] == 0).sum())}, decoding {sum(r[name + ' s'] for r in mine):.1f} s")
+    written = np.array([r["written"] for r in mine])
+    print(f"  written (after the bar correction): downbeat F {written.mean():.3f}, all bars wrong {int((written == 0).sum())}")
+total = {name: sum(r[name + " s"] for r in rows) for name in decoders}
+print(f"\ndecoding time, all files: tatumdrum / madmom 60 = {total['tatumdrum'] / total['madmom 60']:.2f}, "
+      f"tatumdrum / madmom 30 = {total['tatumdrum'] / total['madmom 30']:.2f}")

