@@ -17,9 +17,9 @@ import time
 import numpy as np
 from madmom.features.downbeats import DBNDownBeatTrackingProcessor
 
+from grooves import beat_grooves
 from tatumdrum.beats import BEAT_FPS
-from tatumdrum.evaluation import beat_f, rendered_tracks
-from tatumdrum.features import load_audio
+from tatumdrum.evaluation import beat_f
 from tatumdrum.inference import Transcriber
 from tatumdrum.tatums import BeatGrid
 
@@ -36,26 +36,20 @@ decoders = {"tatumdrum": tracker.decode,
                                                       num_tempi=30)}
 tracker.decode(np.zeros((500, 2)))  # compile the decoder before timing it
 rows = []
-for folder in sys.argv[1:]:
-    for track in rendered_tracks(folder):
-        if "_beat_" not in track.name:
-            continue
-        for source, path in track.audio.items():
-            audio = load_audio(path)
-            activations = tracker.activations(audio)
-            row = {"name": track.name, "source": source, "seconds": len(audio) / 44100}
-            for name, decode in decoders.items():
-                start = time.perf_counter()
-                beats = decode(activations)
-                row[name + " s"] = time.perf_counter() - start
-                row[name] = beat_f(track.beats, grid(beats))
-                row[name + " beats"] = beats
-            assert np.array_equal(row["tatumdrum beats"], row["madmom 60 beats"]), track.name
-            score, _ = transcriber.transcribe_audio(audio, None)
-            row["written"] = beat_f(track.beats, score.beats)[1]
-            rows.append(row)
-            print(track.name, source, *(f"{name} {row[name][0]:.3f}/{row[name][1]:.3f}" for name in decoders),
-                  f"written {row['written']:.3f}", flush=True)
+for track, source, audio, activations in beat_grooves(sys.argv[1:], tracker):
+    row = {"name": track.name, "source": source, "seconds": len(audio) / 44100}
+    for name, decode in decoders.items():
+        start = time.perf_counter()
+        beats = decode(activations)
+        row[name + " s"] = time.perf_counter() - start
+        row[name] = beat_f(track.beats, grid(beats))
+        row[name + " beats"] = beats
+    assert np.array_equal(row["tatumdrum beats"], row["madmom 60 beats"]), track.name
+    score, _ = transcriber.transcribe_audio(audio, None)
+    row["written"] = beat_f(track.beats, score.beats)[1]
+    rows.append(row)
+    print(track.name, source, *(f"{name} {row[name][0]:.3f}/{row[name][1]:.3f}" for name in decoders),
+          f"written {row['written']:.3f}", flush=True)
 for source in ("drums", "mix"):
     mine = [r for r in rows if r["source"] == source]
     print(f"\n{source}: {len(mine)} files, {sum(r['seconds'] for r in mine) / 60:.1f} minutes")

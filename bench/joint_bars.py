@@ -234,9 +234,9 @@ CANDIDATES = [(w, soft, restart) for w in (0.0, 0.05, 0.1, 0.25, 0.5, 1.0) for s
 def main(argv: list[str]) -> None:
     import argparse
 
+    from grooves import beat_grooves
     from tatumdrum.beats import BEAT_FPS
-    from tatumdrum.evaluation import beat_f, rendered_tracks
-    from tatumdrum.features import load_audio
+    from tatumdrum.evaluation import beat_f
     from tatumdrum.inference import Transcriber
     from tatumdrum.instruments import ALL_INSTRUMENTS
     from tatumdrum.lm_training import load_scores
@@ -255,24 +255,18 @@ def main(argv: list[str]) -> None:
     transcriber = Transcriber.load(correct_bars=False)
     tracker = transcriber.beat_tracker
     rows = []
-    for folder in args.folders:
-        for track in rendered_tracks(folder):
-            if "_beat_" not in track.name:
-                continue
-            for source, path in track.audio.items():
-                audio = load_audio(path)
-                activations = tracker.activations(audio)
-                beats = tracker.decode(activations)
-                if len(beats) < 2:
-                    continue
-                madmom = BeatGrid(beats[:, 0], beats[:, 1].astype(int))
-                score, _ = transcriber.transcribe_audio(audio, madmom)
-                row = {"source": source, "madmom": beat_f(track.beats, madmom)[1]}
-                for w, soft, restart in CANDIDATES:
-                    bars = BarDecoder(model, drum_weight=w, soft=soft, restart=restart)(score, activations, BEAT_FPS)
-                    row[(w, soft, restart)] = beat_f(track.beats, bars)[1]
-                rows.append(row)
-                print(track.name, source, f"madmom {row['madmom']:.3f}", flush=True)
+    for track, source, audio, activations in beat_grooves(args.folders, tracker):
+        beats = tracker.decode(activations)
+        if len(beats) < 2:
+            continue
+        madmom = BeatGrid(beats[:, 0], beats[:, 1].astype(int))
+        score, _ = transcriber.transcribe_audio(audio, madmom)
+        row = {"source": source, "madmom": beat_f(track.beats, madmom)[1]}
+        for w, soft, restart in CANDIDATES:
+            bars = BarDecoder(model, drum_weight=w, soft=soft, restart=restart)(score, activations, BEAT_FPS)
+            row[(w, soft, restart)] = beat_f(track.beats, bars)[1]
+        rows.append(row)
+        print(track.name, source, f"madmom {row['madmom']:.3f}", flush=True)
     for source in ("drums", "mix", None):
         mine = [r for r in rows if source is None or r["source"] == source]
         print(f"\n{source or 'all'} ({len(mine)} files): madmom downbeat F {np.mean([r['madmom'] for r in mine]):.3f}")
