@@ -18,14 +18,17 @@ import numpy as np
 from madmom.features.downbeats import DBNDownBeatTrackingProcessor
 
 from grooves import beat_grooves
-from tatumdrum.beats import BEAT_FPS
+from tatumdrum.beats import BEAT_FPS, BeatTrackingError
 from tatumdrum.evaluation import beat_f
 from tatumdrum.inference import Transcriber
 from tatumdrum.tatums import BeatGrid
 
 
-def grid(beats: np.ndarray) -> BeatGrid:
-    return BeatGrid(beats[:, 0], beats[:, 1].astype(int))
+def f_measures(reference: BeatGrid, beats: np.ndarray) -> tuple[float, float]:
+    """(beat F, downbeat F); a decoder that finds fewer than two beats scores 0."""
+    if len(beats) < 2:
+        return 0.0, 0.0
+    return beat_f(reference, BeatGrid(beats[:, 0], beats[:, 1].astype(int)))
 
 
 transcriber = Transcriber.load()
@@ -42,11 +45,14 @@ for track, source, audio, activations in beat_grooves(sys.argv[1:], tracker):
         start = time.perf_counter()
         beats = decode(activations)
         row[name + " s"] = time.perf_counter() - start
-        row[name] = beat_f(track.beats, grid(beats))
+        row[name] = f_measures(track.beats, beats)
         row[name + " beats"] = beats
     assert np.array_equal(row["tatumdrum beats"], row["madmom 60 beats"]), track.name
-    score, _ = transcriber.transcribe_audio(audio, None)
-    row["written"] = beat_f(track.beats, score.beats)[1]
+    try:
+        score, _ = transcriber.transcribe_audio(audio, None)
+        row["written"] = beat_f(track.beats, score.beats)[1]
+    except BeatTrackingError:
+        row["written"] = 0.0
     rows.append(row)
     print(track.name, source, *(f"{name} {row[name][0]:.3f}/{row[name][1]:.3f}" for name in decoders),
           f"written {row['written']:.3f}", flush=True)
