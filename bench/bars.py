@@ -47,7 +47,7 @@ for track, source, audio, activations in beat_grooves(sys.argv[1:], tracker):
         row[name + " s"] = time.perf_counter() - start
         row[name] = f_measures(track.beats, beats)
         row[name + " beats"] = beats
-    assert np.array_equal(row["tatumdrum beats"], row["madmom 60 beats"]), track.name
+    row["same"] = np.array_equal(row["tatumdrum beats"], row["madmom 60 beats"])
     try:
         score, _ = transcriber.transcribe_audio(audio, None)
         row["written"] = beat_f(track.beats, score.beats)[1]
@@ -65,6 +65,7 @@ for source in ("drums", "mix"):
               f"all bars wrong {int((f[:, 1] == 0).sum())}, decoding {sum(r[name + ' s'] for r in mine):.1f} s")
     written = np.array([r["written"] for r in mine])
     print(f"  written (after the bar correction): downbeat F {written.mean():.3f}, all bars wrong {int((written == 0).sum())}")
+print(f"\ntatumdrum's beats equal madmom 60's on {sum(r['same'] for r in rows)} of {len(rows)} files")
 total = {name: sum(r[name + " s"] for r in rows) for name in decoders}
 print(f"\ndecoding time, all files: tatumdrum / madmom 60 = {total['tatumdrum'] / total['madmom 60']:.2f}, "
       f"tatumdrum / madmom 30 = {total['tatumdrum'] / total['madmom 30']:.2f}")
