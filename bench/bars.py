@@ -4,7 +4,7 @@ drum stems and mixes, with the time each decoder takes on the same activations:
 - tatumdrum: madmom's downbeat DBN with its default 60 tempi, decoded by tatumdrum.dbn;
 - madmom 60: madmom's own DBNDownBeatTrackingProcessor with the same settings (must give the same beats);
 - madmom 30: the same with 30 tempo states, the decoder of tatumdrum up to v2.9;
-- written: the downbeats tatumdrum writes after the drums' bar correction (`--meter auto`).
+- written: the downbeats tatumdrum writes with `--meter auto` (the drums' bar correction; off by default).
 
     python bench/bars.py FOLDER [FOLDER ...]   # build-dataset --keep-audio splits, rendered full length
 
@@ -31,7 +31,7 @@ def f_measures(reference: BeatGrid, beats: np.ndarray) -> tuple[float, float]:
     return beat_f(reference, BeatGrid(beats[:, 0], beats[:, 1].astype(int)))
 
 
-transcriber = Transcriber.load()
+transcriber = Transcriber.load(correct_bars=True)  # the written bars of --meter auto
 tracker = transcriber.beat_tracker
 decoders = {"tatumdrum": tracker.decode,
             "madmom 60": DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], min_bpm=55.0, max_bpm=215.0, fps=BEAT_FPS),
@@ -64,7 +64,7 @@ for source in ("drums", "mix"):
         print(f"  {name}: beat F {f[:, 0].mean():.3f}, downbeat F {f[:, 1].mean():.3f}, "
               f"all bars wrong {int((f[:, 1] == 0).sum())}, decoding {sum(r[name + ' s'] for r in mine):.1f} s")
     written = np.array([r["written"] for r in mine])
-    print(f"  written (after the bar correction): downbeat F {written.mean():.3f}, all bars wrong {int((written == 0).sum())}")
+    print(f"  written with --meter auto: downbeat F {written.mean():.3f}, all bars wrong {int((written == 0).sum())}")
 print(f"\ntatumdrum's beats equal madmom 60's on {sum(r['same'] for r in rows)} of {len(rows)} files")
 total = {name: sum(r[name + " s"] for r in rows) for name in decoders}
 print(f"\ndecoding time, all files: tatumdrum / madmom 60 = {total['tatumdrum'] / total['madmom 60']:.2f}, "

@@ -135,7 +135,7 @@ def evaluate(transcriber: Transcriber, tracks: list[Track], sources: tuple[str, 
     models tracks each recording once. `per_track`, if given, receives each track's own counts,
     keyed by (track, source, condition). `beat_scores`, if given, receives each track's beat and
     downbeat F with estimated beats: the downbeats as the tracker found them and as the score writes
-    them (after the drums' bar correction, `--meter auto`).
+    them (after the transcriber's bar settings, e.g. the drums' correction where it is on).
     """
     table: Table = {}
     beat_cache = {} if beat_cache is None else beat_cache

@@ -117,9 +117,10 @@ class Transcriber:
     separator: object | None = None  # tatumdrum.separation.DrumSeparator, when separation is on
     beat_tracker: BeatTracker = field(default_factory=BeatTracker)
     # Bars: a forced meter (beats per bar), whether the drums may correct the tracker's bars
-    # (meter.py; given beats are never corrected), and a shift of the bar lines in beats.
+    # (meter.py, off by default: on rendered GMD grooves it made bars worse, docs/experiments.md;
+    # given beats are never corrected), and a shift of the bar lines in beats.
     meter: int | None = None
-    correct_bars: bool = True
+    correct_bars: bool = False
     downbeat_shift: int = 0
     metrical_model: MetricalModel | None = field(default_factory=lambda: load_metrical_model())
     # Which of a model's two models hears the audio: auto (input_kind.py decides per file), stem or mix.

@@ -30,8 +30,8 @@ def transcribe(
     separator_weights: Optional[Path] = typer.Option(None, "--separator-weights", help="Local Open-Unmix weights (file or folder)."),
     save_stems: Optional[Path] = typer.Option(None, "--save-stems", help="Folder to write the drum stem the model heard."),
     beats_file: Optional[Path] = typer.Option(None, "--beats", help="Given beats (time and bar position per line) instead of tracking."),
-    meter: str = typer.Option("auto", "--meter", help="Bars: auto (tracked, corrected by the drums), tracked "
-                              "(the beat tracker's as they are), or N/4 to force a meter, e.g. 4/4."),
+    meter: str = typer.Option("tracked", "--meter", help="Bars: tracked (the beat tracker's), auto (tracked, "
+                              "corrected by the drums), or N/4 to force a meter, e.g. 4/4."),
     downbeat_shift: int = typer.Option(0, "--downbeat-shift", help="Move every bar line this many beats later "
                                        "(negative: earlier)."),
     input_kind: str = typer.Option("auto", "--input", help="For a model file with a stem model (`tatumdrum route`): "
