@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,7 @@ class BeatTracker:
         # madmom's DBN with its default 60 tempi, decoded exactly and faster by dbn.py (the 30 tempi
         # used before cost beat F on rendered grooves: bench/BARS.md).
         self._decoder = DownbeatDBN(beats_per_bar, min_bpm, max_bpm, fps=BEAT_FPS)
+        self._warm = False
 
     def activations(self, audio: np.ndarray, sample_rate: int = MEL.sample_rate) -> np.ndarray:
         """madmom's beat and downbeat activations, (frames, 2), 100 per second."""
@@ -96,7 +98,15 @@ class BeatTracker:
 
     def __call__(self, audio: np.ndarray, sample_rate: int = MEL.sample_rate) -> BeatGrid:
         """Track `audio` (mono float32) and extend the grid to cover the whole signal."""
-        beats = self.decode(self.activations(audio, sample_rate))
+        if not self._warm:
+            # The decoder's compiled loop loads (about 0.5 s) while onnxruntime runs the networks.
+            warming = threading.Thread(target=self._decoder.warm_up, daemon=True)
+            warming.start()
+        activations = self.activations(audio, sample_rate)
+        if not self._warm:
+            warming.join()
+            self._warm = True
+        beats = self.decode(activations)
         if len(beats) < 2:
             raise BeatTrackingError("no steady beat was found in the audio (too short, silent, arrhythmic, "
                                     "or not music: noise or a held tone)")

@@ -101,6 +101,11 @@ class DownbeatDBN:
         self.model = tempo_model(60.0 * fps / max_bpm, 60.0 * fps / min_bpm, num_tempi, transition_lambda,
                                  observation_lambda)
 
+    def warm_up(self) -> None:
+        """Load the compiled loop (numba's disk cache; compiled on the first run after installing) with a
+        decode of two beats of silence; run it in a thread while the beat networks work."""
+        self(np.full((2 * int(self.model[0].max()) + 2, 2), 0.1))
+
     def __call__(self, activations: np.ndarray) -> np.ndarray:
         """(beats, 2): time in seconds and position in the bar (from 1) of each beat, as madmom returns them."""
         activations, first = threshold_activations(np.asarray(activations), self.threshold)
