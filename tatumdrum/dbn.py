@@ -102,8 +102,9 @@ class DownbeatDBN:
                                  observation_lambda)
 
     def warm_up(self) -> None:
-        """Load the compiled loop (numba's disk cache; compiled on the first run after installing) with a
-        decode of two beats of silence; run it in a thread while the beat networks work."""
+        """Load the compiled loop (numba's disk cache; compiled on the first run after installing) by
+        decoding a flat activation two of the slowest beats long; run it in a thread while the beat
+        networks work."""
         self(np.full((2 * int(self.model[0].max()) + 2, 2), 0.1))
 
     def __call__(self, activations: np.ndarray) -> np.ndarray:
