@@ -17,6 +17,8 @@ from .tatums import BeatGrid, tatum_frame_spans
 SOURCES = ("drums", "mix")
 # v2 pieces carry the band stem too: "remix" mixes drums and band afresh for every crop.
 V2_SOURCES = ("drums", "mix", "remix")
+# Pieces built with `--separated` also carry the separator's drum estimate of the mix.
+SEPARATED = "separated"
 # Drum-to-band level of a remix, in dB: from drums buried under a loud band to drums on top.
 # A drums-only crop carries a faint band this often, like a separated or bled drum stem.
 BLEED_PROBABILITY = 0.3
@@ -59,6 +61,8 @@ def load_piece(path: Path) -> Piece:
         mels = {"drums": z["mel_drums"], "mix": z["mel_mix"]}
         if "mel_band" in z.files:
             mels["band"] = z["mel_band"]
+        if "mel_separated" in z.files:
+            mels[SEPARATED] = z["mel_separated"]
         return Piece(path.stem, mels, z["tatum_times"].astype(float), targets, score.bar_tatum_lengths(),
                      bar_starts, onsets, grid, tpb, instruments,
                      z["velocities"] if "velocities" in z.files else None)
@@ -130,6 +134,8 @@ def source_mel(piece: Piece, source: str, f0: int, f1: int, rng: np.random.Gener
     of the band's own before the common one (a band brighter or darker than its drums)."""
     if "band" not in piece.mels or source == "mix":
         return piece.mels[source][f0:f1].astype(np.float32)
+    if source == SEPARATED:  # fixed audio, but a mixing EQ and gain of its own like every other crop
+        return remix_mel(piece.mels[SEPARATED][f0:f1], None, rng, 0.0, None)
     drums, band = piece.mels["drums"][f0:f1], piece.mels["band"][f0:f1]
     if source == "band":  # a negative crop: the band alone, with its own EQ and gain
         return remix_mel(band, None, rng, 0.0, None)

@@ -51,15 +51,21 @@ def rendered_items(model: TrainedModel, folder: Path, max_pieces: int | None = N
 
 
 def recorded_items(model: TrainedModel, root: Path, sources: tuple[str, ...] = ("drums", "mix")) -> Iterable[Item]:
-    """Items from annotated recordings (MDB Drums layout), transcribed with their annotated beats."""
+    """Items from annotated recordings (MDB Drums layout), transcribed with their annotated beats;
+    the source "separated" is the mix through the bundled separator, as `--separation` hears it."""
     from .evaluation import find_tracks
     from .features import load_audio
     from .inference import Transcriber
 
-    transcriber = Transcriber(model, correct_bars=False)
+    hearing = {source: Transcriber(model, correct_bars=False) for source in sources if source != "separated"}
+    if "separated" in sources:
+        from .separation import DrumSeparator
+
+        hearing["separated"] = Transcriber(model, correct_bars=False, separator=DrumSeparator.load())
     for track in find_tracks(Path(root)):
-        for source, path in track.audio.items():
-            if source not in sources:
+        for source, transcriber in hearing.items():
+            path = track.audio.get("mix" if source == "separated" else source)
+            if path is None:
                 continue
             score, _ = transcriber.transcribe_audio(load_audio(path), track.beats)
             yield Item(score.probabilities, score.tatum_times, track.reference, track.classes)

@@ -36,7 +36,8 @@ class TrainConfig:
     max_valid: int | None = 30
     channels: tuple[int, int] = (12, 24)
     gru_hidden: int = 98
-    # None: ("drums", "mix"), plus "remix" where the pieces carry a band stem (v2 builds).
+    # None: ("drums", "mix"), plus "remix" where the pieces carry a band stem (v2 builds) and
+    # "separated" where they carry the separator's estimate (`build-dataset --separated`).
     sources: tuple[str, ...] | None = None
     # Weight of the velocity loss (v2 pieces carry velocities); 0 trains no velocity head.
     velocity_weight: float = 0.5

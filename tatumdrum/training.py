@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .dataset import SOURCES, V2_SOURCES, Piece, load_pieces, make_batch, pieces_by_class, with_classes
+from .dataset import SEPARATED, SOURCES, V2_SOURCES, Piece, load_pieces, make_batch, pieces_by_class, with_classes
 from .decisions import DecisionPolicy
 from .features import MEL
 from .instruments import DrumInstrument, fold_row, instruments_from_abbrevs
@@ -154,6 +154,8 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
         valid_pieces = [with_classes(p, instruments) for p in valid_pieces]
     if cfg.sources is None:
         cfg.sources = V2_SOURCES if all("band" in p.mels for p in train_pieces) else SOURCES
+        if all(SEPARATED in p.mels for p in train_pieces + valid_pieces):
+            cfg.sources += (SEPARATED,)
     # A crop needs a piece at least as long as the crop: shorter ones (one-bar fills) cannot give one.
     unit, steps, length = ((cfg.crop_tatums, "tatums", lambda p: len(p.tatum_times)) if cfg.kind == "tatum"
                            else (cfg.crop_frames, "frames", lambda p: len(p.mels["drums"])))

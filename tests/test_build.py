@@ -120,3 +120,60 @@ def test_the_drum_to_band_level_of_a_build_is_an_option(tmp_path, fake_gmd_v2):
         measured[level] = rms(drums) - rms(band)
     # The stems are written at their level in the mix (before mastering).
     assert abs(measured[-22.0] + 22.0) < 1.0 and abs(measured[6.0] - 6.0) < 1.0, measured
+
+
+def test_separated_builds_train_a_model_for_separation(tmp_path, fake_gmd_v2):
+    """--separated stores the bundled separator's drums of each mix; training then hears them as a source."""
+    from tatumdrum.data.build import BuildOptions, build_split
+    from tatumdrum.dataset import load_piece, source_mel
+    from tatumdrum.training import TrainConfig, train
+
+    options = BuildOptions(instruments=tuple(i.abbrev for i in SEVEN_CLASSES), v2=True, record_like=True,
+                           drum_to_band_db=(-6.0, -6.0), separated=True)
+    build_split(fake_gmd_v2, "train", tmp_path, max_seconds=6.0, workers=1, seed=5, keep_audio=True, options=options)
+    piece = load_piece(next((tmp_path / "train").glob("*.npz")))
+    sep, mix, drums = (piece.mels[s].astype(float) for s in ("separated", "mix", "drums"))
+    assert sep.shape == mix.shape
+    corr = lambda a, b: np.corrcoef(a.ravel(), b.ravel())[0, 1]
+    # The separator takes the band away: its output is closer to the clean drum stem than the mix is.
+    assert corr(sep, drums) > corr(mix, drums) + 0.02
+    crop = source_mel(piece, "separated", 10, 110, np.random.default_rng(0))
+    assert crop.shape == (100, mix.shape[1]) and np.all(np.isfinite(crop))
+    (tmp_path / "validation").mkdir()
+    for f in (tmp_path / "train").glob("*.npz"):
+        (tmp_path / "validation" / f.name).write_bytes(f.read_bytes())
+    cfg = TrainConfig(data=str(tmp_path), out=str(tmp_path / "m.pt"), epochs=1, steps_per_epoch=2, batch_size=2,
+                      crop_tatums=16, max_valid=1)
+    state = train(cfg)
+    assert tuple(load_model(tmp_path / "m.pt").info["train_config"]["sources"]) == ("drums", "mix", "remix", "separated")
+    assert "separated" in state["history"][0]["valid"]
+    # Thresholds for separated audio: the pieces' separated spectrograms, and the mix of annotated audio
+    # through the separator (a rendered folder with its audio is such a set).
+    from typer.testing import CliRunner
+
+    from tatumdrum.cli import app
+
+    plain = Path(__file__).resolve().parents[1] / "models" / "table2" / "v24_crnn_bigram.pt"
+    result = CliRunner().invoke(app, ["tune-thresholds", str(plain), "-o", str(tmp_path / "t.pt"), "--valid",
+                                      str(tmp_path / "train"), "--recordings", str(tmp_path / "train"),
+                                      "--sources", "separated"])
+    assert result.exit_code == 0, result.output
+    assert load_model(tmp_path / "t.pt").info["thresholds_sources"] == ["separated"]
+
+
+def test_tuning_on_separated_audio_needs_pieces_built_with_it(tmp_path, fake_gmd_v2):
+    from typer.testing import CliRunner
+
+    from tatumdrum.cli import app
+    from tatumdrum.data.build import BuildOptions, build_split
+
+    options = BuildOptions(instruments=tuple(i.abbrev for i in SEVEN_CLASSES), v2=True, record_like=True)
+    build_split(fake_gmd_v2, "train", tmp_path, max_seconds=6.0, workers=1, seed=5, options=options)
+    plain = Path(__file__).resolve().parents[1] / "models" / "table2" / "v24_crnn_bigram.pt"
+    result = CliRunner().invoke(app, ["tune-thresholds", str(plain), "-o", str(tmp_path / "t.pt"), "--valid",
+                                      str(tmp_path / "train"), "--sources", "separated"])
+    assert result.exit_code == 1 and "build them with --separated" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "t.pt").exists()
+    result = CliRunner().invoke(app, ["tune-thresholds", str(plain), "-o", str(tmp_path / "t.pt"), "--valid",
+                                      str(tmp_path / "train"), "--sources", "stems"])
+    assert result.exit_code == 2 and "--sources stems: choose from drums, mix, separated" in result.output

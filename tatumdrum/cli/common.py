@@ -131,11 +131,11 @@ def check_new_output(out: Path, inputs: list[Path], what: str) -> None:
         fail(f"--out {out}: write {what} to a new file")
 
 
-def parse_sources(option: str, text: str) -> tuple[str, ...]:
+def parse_sources(option: str, text: str, allowed: tuple[str, ...] = ("drums", "mix")) -> tuple[str, ...]:
     src = tuple(s.strip() for s in text.split(",") if s.strip())
-    bad = [s for s in src if s not in ("drums", "mix")]
+    bad = [s for s in src if s not in allowed]
     if bad or not src:
-        fail(f"{option} {text}: choose drums, mix or both", 2)
+        fail(f"{option} {text}: choose from {', '.join(allowed)}", 2)
     return src
 
 

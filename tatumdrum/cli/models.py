@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 
 from ..input_kind import STEM_PERCUSSIVENESS
@@ -20,7 +21,8 @@ def tune_thresholds(
                                               "transcribed with their annotated beats."),
     max_pieces: int = typer.Option(124, "--max-pieces", min=1, help="Rendered pieces used (first renders)."),
     sources: str = typer.Option("drums,mix", "--sources", help="Which audio to tune on: drums, mix (a stem "
-                                "model on drums, the mix model on mix)."),
+                                "model on drums, the mix model on mix), separated (the mix through the bundled "
+                                "separator; rendered pieces built with --separated)."),
     given: Optional[list[str]] = typer.Option(None, "--given", help="GROUP:DRUM, e.g. HH:SS: also choose a higher "
                                               "threshold for GROUP's drums on the tatums where DRUM is written (or "
                                               "none, if none helps); repeatable."),
@@ -32,7 +34,9 @@ def tune_thresholds(
     from ..weights import ModelFileError, load_trainable as load_model
 
     check_new_output(out, [model_path], "the tuned model")
-    src = parse_sources("--sources", sources)
+    src = parse_sources("--sources", sources, ("drums", "mix", "separated"))
+    if "separated" in src:
+        require_extra("separation", "--sources separated")
     try:
         model = load_model(model_path)
     except (ModelFileError, FileNotFoundError) as exc:
@@ -45,6 +49,8 @@ def tune_thresholds(
     if valid is not None:
         if not any(valid.glob("*.npz")):
             fail(f"--valid {valid}: no build-dataset pieces (.npz) here")
+        if "separated" in src and "mel_separated" not in np.load(next(valid.glob("*.npz"))).files:
+            fail(f"--valid {valid}: pieces without the separator's audio; build them with --separated")
         sets["rendered"] = lambda: rendered_items(model, valid, max_pieces, src)
     if recordings is not None:
         if not recordings.is_dir():
@@ -143,7 +149,6 @@ def export_cmd(
 ) -> None:
     """Export a model to ONNX: `transcribe --model` and `evaluate --model` run it without PyTorch, faster."""
     require_extra("export", "export")
-    import numpy as np
 
     from ..export import export_model
     from ..features import log_mel

@@ -53,6 +53,8 @@ def build_dataset(
                                                "-24,-10 for drums buried in the band."),
     band_percussion: float = typer.Option(0.0, "--band-percussion", min=0.0, max=1.0, help="Chance per render "
                                           "(--v2) of an unlabelled tambourine, cabasa or maracas part in the band."),
+    separated: bool = typer.Option(False, "--separated", help="Also store the bundled separator's drum estimate "
+                                   "of each mix, to train a model for --separation (needs tatumdrum[separation])."),
 ) -> None:
     """Render GMD drum MIDI (plus a generated accompaniment) to training pieces with tatum targets."""
     from ..data.build import BuildOptions, build_split
@@ -78,11 +80,14 @@ def build_dataset(
         fail("--variation: playing variations come with --v2", 2)
     if band_percussion and not v2:
         fail("--band-percussion: the band's layers come with --v2", 2)
+    if separated:
+        require_extra("separation", "--separated")
     levels = {"drum_to_band_db": level_range("--drum-to-band", drum_to_band)} if drum_to_band else {}
     options = BuildOptions(instruments=tuple(i.abbrev for i in (ALL_INSTRUMENTS if v2 else THREE_CLASSES)),
                            renders=renders, v2=v2, vary=v2, record_like=v2,
                            kit_dirs=tuple(str(d) for d in kit_dir), piano_dirs=tuple(str(d) for d in piano_dir),
-                           variations=tuple(probabilities), band_percussion=band_percussion, **levels)
+                           variations=tuple(probabilities), band_percussion=band_percussion, separated=separated,
+                           **levels)
     for split in [s.strip() for s in splits.split(",") if s.strip()]:
         with progress_bar() as progress:
             task = progress.add_task(f"rendering {split}", total=None, status="")

@@ -57,6 +57,9 @@ class BuildOptions:
     drum_to_band_db: tuple[float, float] = (-9.0, 3.0)
     # Chance of an unlabelled hand-percussion layer (tambourine, cabasa, maracas) in the band (band.py).
     band_percussion: float = 0.0
+    # Also store the bundled separator's drum estimate of the mix (`mel_separated`), so that a model
+    # learns to hear what `--separation` gives it, artefacts and leaked band included.
+    separated: bool = False
 
 # Share of drum-only examples that keep a faint band, like a drum stem from source separation.
 BLEED_PROBABILITY = 0.25
@@ -232,6 +235,22 @@ def example_arrays(crop: CroppedScore, rendered: Rendered, tatums_per_beat: int)
     return arrays
 
 
+_SEPARATOR = None  # one per worker process: loading Open-Unmix costs more than separating a piece
+
+
+def separated_drums(mix: np.ndarray) -> np.ndarray:
+    """The bundled separator's drum stem of a rendered mix (mono), as `transcribe --separation` makes it."""
+    global _SEPARATOR
+    if _SEPARATOR is None:
+        import torch
+
+        from ..separation import DrumSeparator
+
+        torch.set_num_threads(1)  # the build's workers are the parallelism
+        _SEPARATOR = DrumSeparator.load()
+    return _SEPARATOR.separate(mix, SAMPLE_RATE).mean(axis=0)
+
+
 def stem_of(gmd_root: Path, midi_path: Path) -> str:
     """A unique file stem: GMD reuses names like 1_funk-groove1_138_beat_4-4 across drummers and sessions."""
     try:
@@ -255,6 +274,8 @@ def _build_one(task: tuple) -> dict:
         if not rendered.meta["side_stick"]:
             crop = fold_class(crop, "SS", "SD")
         arrays = example_arrays(crop, rendered, tatums_per_beat)
+        if options.separated:
+            arrays["mel_separated"] = log_mel(separated_drums(rendered.mix)).astype(np.float16)
         tmp = out_split / f".{stem}.tmp.npz"
         np.savez_compressed(tmp, **arrays)
         tmp.replace(out_split / f"{stem}.npz")
