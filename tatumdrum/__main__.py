@@ -10,7 +10,10 @@ def main() -> None:
         interrupt.check()
     except KeyboardInterrupt:
         interrupt.exit_interrupted()
-    cli_main()
+    try:
+        cli_main()
+    finally:
+        interrupt.finished()
 
 
 if __name__ == "__main__":

@@ -54,6 +54,12 @@ def install() -> None:
         signal.signal(signal.SIGINT, _handler)
 
 
+def finished() -> None:
+    """The command is over and its outputs are written: a Ctrl-C now, while Python shuts down (joining
+    threads, tearing modules down), would only kill it by SIGINT and make a finished run look failed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def check() -> None:
     """Raise KeyboardInterrupt if Ctrl-C was pressed, also where a library swallowed the first one."""
     if _pressed:
