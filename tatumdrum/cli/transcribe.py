@@ -204,7 +204,7 @@ def _run_jobs(jobs, results, transcriber, beats, beats_file: Optional[Path], rec
         if results is None:
             results = run_local(jobs, transcriber, beats, beats_file, stage_for)
         try:
-            for job, result in results:
+            for done, (job, result) in enumerate(results, 1):
                 if result.error is not None and (result.fatal or len(jobs) == 1 and not counts["failed"]
                                                  and not counts["skipped"]):
                     for warning in result.warnings:
@@ -216,7 +216,11 @@ def _run_jobs(jobs, results, transcriber, beats, beats_file: Optional[Path], rec
                               result.seconds)
                 progress.advance(task)
                 progress.update(task, status=status())
-                interrupt.check()  # after the song's record, so that a resumed run knows it is done
+                if done < len(jobs):
+                    interrupt.check()  # after the song's record, so that a resumed run knows it is done
+                else:
+                    # Every output is written and reported: a late Ctrl-C must not call the run interrupted.
+                    interrupt.finished()
         finally:
             close = getattr(results, "close", None)
             if close is not None:
