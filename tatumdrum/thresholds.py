@@ -63,11 +63,14 @@ def recorded_items(model: TrainedModel, root: Path, sources: tuple[str, ...] = (
 
         hearing["separated"] = Transcriber(model, correct_bars=False, separator=DrumSeparator.load())
     for track in find_tracks(Path(root)):
+        audio = {}  # the mix is read once when both "mix" and "separated" hear it
         for source, transcriber in hearing.items():
             path = track.audio.get("mix" if source == "separated" else source)
             if path is None:
                 continue
-            score, _ = transcriber.transcribe_audio(load_audio(path), track.beats)
+            if path not in audio:
+                audio[path] = load_audio(path)
+            score, _ = transcriber.transcribe_audio(audio[path], track.beats)
             yield Item(score.probabilities, score.tatum_times, track.reference, track.classes)
 
 

@@ -49,8 +49,10 @@ def tune_thresholds(
     if valid is not None:
         if not any(valid.glob("*.npz")):
             fail(f"--valid {valid}: no build-dataset pieces (.npz) here")
-        if "separated" in src and "mel_separated" not in np.load(next(valid.glob("*.npz"))).files:
-            fail(f"--valid {valid}: pieces without the separator's audio; build them with --separated")
+        if "separated" in src:
+            with np.load(next(valid.glob("*.npz"))) as first:
+                if "mel_separated" not in first.files:
+                    fail(f"--valid {valid}: pieces without the separator's audio; build them with --separated")
         sets["rendered"] = lambda: rendered_items(model, valid, max_pieces, src)
     if recordings is not None:
         if not recordings.is_dir():
