@@ -82,7 +82,8 @@ def with_classes(piece: Piece, instruments: tuple[DrumInstrument, ...]) -> Piece
 
 
 def load_pieces(folder: Path) -> list[Piece]:
-    files = sorted(Path(folder).glob("*.npz"))
+    # A build writes `.<piece>.tmp.npz` and renames it when complete; one stopped midway leaves it behind.
+    files = sorted(f for f in Path(folder).glob("*.npz") if not f.name.startswith("."))
     if not files:
         raise FileNotFoundError(f"{folder}: no .npz pieces here; run `tatumdrum build-dataset` first")
     return [load_piece(f) for f in files]

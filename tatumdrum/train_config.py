@@ -65,6 +65,9 @@ class TrainConfig:
     keep_last: bool = False
     # Where the steps run: "cpu", or "cuda" (or "cuda:N"); crops are made on the CPU either way.
     device: str = "cpu"
+    # Processes that make the training crops beside the network (crop_pool.py); 0 makes them between
+    # steps from one generator, as every run before v3 did (its batches differ from a pool's).
+    crop_workers: int = 0
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":

@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .crop_pool import CropPool, make_batch_fn
 from .dataset import SEPARATED, SOURCES, V2_SOURCES, Piece, load_pieces, make_batch, pieces_by_class, with_classes
 from .decisions import DecisionPolicy
 from .features import MEL
@@ -199,58 +200,69 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
     if isinstance(gamma, torch.Tensor):
         gamma = gamma.to(device)
     by_class = pieces_by_class(train_pieces) if cfg.balance else None
-    net.train()
-    for epoch in range(state["epoch"], cfg.epochs):
-        t0 = time.time()
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(cfg, epoch)
-        sums = {"tran": 0.0, "lang": 0.0, "vel": 0.0}
-        for step in range(cfg.steps_per_epoch):
-            l_vel = None
-            if cfg.kind == "tatum":
-                batch = make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources, cfg.negatives,
-                                   cfg.balance, by_class, tuple(cfg.remix_db), cfg.band_eq).to(device)
-                logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
-                l_tran = transcription_loss(logits, batch.targets, gamma)
-                l_lang = (language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen)
-                          if lm is not None else None)
-                if vel_logits is not None and batch.velocities is not None:
-                    l_vel = velocity_loss(vel_logits, batch.velocities, batch.targets)
-            else:
-                mel, targets = (t.to(device) for t in _frame_batch(train_pieces, cfg, rng))
-                l_tran, l_lang = frame_loss(net(mel), targets, cfg.beta), None
-            loss = total_loss(l_tran, l_lang, cfg.alpha)
-            if l_vel is not None:
-                loss = loss + cfg.velocity_weight * l_vel
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-            sums["tran"] += l_tran.item()
-            sums["lang"] += l_lang.item() if l_lang is not None else 0.0
-            sums["vel"] += l_vel.item() if l_vel is not None else 0.0
+    # Made after the net is on its device: the workers fork, but only cut crops with numpy.
+    pool = (CropPool(train_pieces, make_batch_fn(cfg.batch_size, cfg.crop_tatums, sources=cfg.sources,
+                                                negatives=cfg.negatives, balance=cfg.balance, by_class=by_class,
+                                                remix_db=tuple(cfg.remix_db), band_eq=cfg.band_eq),
+                      cfg.crop_workers, cfg.seed) if cfg.crop_workers and cfg.kind == "tatum" else None)
+    try:
+        net.train()
+        for epoch in range(state["epoch"], cfg.epochs):
+            t0 = time.time()
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg, epoch)
+            sums = {"tran": 0.0, "lang": 0.0, "vel": 0.0}
+            batches = pool.epoch(epoch, cfg.steps_per_epoch) if pool is not None else None
+            for step in range(cfg.steps_per_epoch):
+                l_vel = None
+                if cfg.kind == "tatum":
+                    batch = (next(batches) if batches is not None else
+                             make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources, cfg.negatives,
+                                        cfg.balance, by_class, tuple(cfg.remix_db), cfg.band_eq)).to(device)
+                    logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
+                    l_tran = transcription_loss(logits, batch.targets, gamma)
+                    l_lang = (language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen)
+                              if lm is not None else None)
+                    if vel_logits is not None and batch.velocities is not None:
+                        l_vel = velocity_loss(vel_logits, batch.velocities, batch.targets)
+                else:
+                    mel, targets = (t.to(device) for t in _frame_batch(train_pieces, cfg, rng))
+                    l_tran, l_lang = frame_loss(net(mel), targets, cfg.beta), None
+                loss = total_loss(l_tran, l_lang, cfg.alpha)
+                if l_vel is not None:
+                    loss = loss + cfg.velocity_weight * l_vel
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+                opt.step()
+                sums["tran"] += l_tran.item()
+                sums["lang"] += l_lang.item() if l_lang is not None else 0.0
+                sums["vel"] += l_vel.item() if l_vel is not None else 0.0
+                if progress:
+                    progress("step", step + 1, cfg.steps_per_epoch,
+                             {"epoch": epoch + 1, "loss": sums["tran"] / (step + 1), "lang": sums["lang"] / (step + 1)})
+            report = validate(net, cfg.kind, valid_pieces, cfg.threshold, valid_sources) if valid_pieces else {}
+            f = _mean_f(report) if report else -epoch
+            state["seconds"] += time.time() - t0
+            state["history"].append({"epoch": epoch + 1, "l_tran": sums["tran"] / cfg.steps_per_epoch,
+                                     "l_lang": sums["lang"] / cfg.steps_per_epoch,
+                                     "l_vel": sums["vel"] / cfg.steps_per_epoch, "valid": report,
+                                     "seconds": time.time() - t0})
+            improved = f > state["best_f"]
+            if improved:
+                state["best_f"] = f
+            if improved or cfg.keep_last:
+                TrainedModel(net, cfg.kind, instruments, DecisionPolicy.uniform(instruments, cfg.threshold),
+                             {"train_config": asdict(cfg), "epoch": epoch + 1, "valid": report}).save(out)
+            state["epoch"] = epoch + 1
+            tmp = ckpt_path.with_suffix(".ckpt.tmp")
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state(), "state": state, "config": asdict(cfg)}, tmp)
+            tmp.replace(ckpt_path)
             if progress:
-                progress("step", step + 1, cfg.steps_per_epoch,
-                         {"epoch": epoch + 1, "loss": sums["tran"] / (step + 1), "lang": sums["lang"] / (step + 1)})
-        report = validate(net, cfg.kind, valid_pieces, cfg.threshold, valid_sources) if valid_pieces else {}
-        f = _mean_f(report) if report else -epoch
-        state["seconds"] += time.time() - t0
-        state["history"].append({"epoch": epoch + 1, "l_tran": sums["tran"] / cfg.steps_per_epoch,
-                                 "l_lang": sums["lang"] / cfg.steps_per_epoch,
-                                 "l_vel": sums["vel"] / cfg.steps_per_epoch, "valid": report,
-                                 "seconds": time.time() - t0})
-        improved = f > state["best_f"]
-        if improved:
-            state["best_f"] = f
-        if improved or cfg.keep_last:
-            TrainedModel(net, cfg.kind, instruments, DecisionPolicy.uniform(instruments, cfg.threshold),
-                         {"train_config": asdict(cfg), "epoch": epoch + 1, "valid": report}).save(out)
-        state["epoch"] = epoch + 1
-        tmp = ckpt_path.with_suffix(".ckpt.tmp")
-        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(), "state": state, "config": asdict(cfg)}, tmp)
-        tmp.replace(ckpt_path)
-        if progress:
-            progress("epoch", epoch + 1, cfg.epochs, {"valid_f": f, "best_f": state["best_f"]})
+                progress("epoch", epoch + 1, cfg.epochs, {"valid_f": f, "best_f": state["best_f"]})
+    finally:
+        if pool is not None:
+            pool.close()
     out.with_suffix(".history.json").write_text(json.dumps(state, indent=1))
     return state

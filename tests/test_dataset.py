@@ -115,3 +115,14 @@ def test_balanced_crops_hold_a_stroke_of_the_drawn_class():
     # Plain crops find the one tom stroke in about 1 of 40 crops; class-first crops in every crop drawn
     # for the toms: half of them, as only the kick and the toms have strokes here.
     assert sum(toms[:5]) < 10 and sum(toms[5:]) > 20
+
+
+def test_a_build_stopped_midway_leaves_a_temporary_file_that_loading_skips(tiny_dataset, tmp_path):
+    import shutil
+
+    from tatumdrum.dataset import load_pieces
+
+    folder = tmp_path / "train"
+    shutil.copytree(tiny_dataset / "train", folder)
+    (folder / ".piece9.tmp.npz").write_bytes(b"PK\x03\x04 cut short")
+    assert len(load_pieces(folder)) == len(list((tiny_dataset / "train").glob("*.npz")))

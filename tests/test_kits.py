@@ -10,30 +10,13 @@ import soundfile as sf
 from tatumdrum.data.drumnotes import GROUPS
 from tatumdrum.data.kits import multimic_kits, render_drums
 from tatumdrum.data.multimic import load_multimic_kit, render_multimic
+from recorded import write_multimic_kit
 
 SR = 44100
 
 
-def _write_multimic_kit(root: Path) -> Path:
-    """A tiny recorded-kit folder in the MuldjordKit layout: decaying tones per piece, take and mic."""
-    rng = np.random.default_rng(0)
-    kit = root / "TinyKit"
-    t = np.arange(int(0.2 * SR)) / SR
-    for piece, freq in (("KdrumL", 60), ("Snare", 200), ("HihatClosed", 6000), ("HihatOpen", 7000),
-                        ("Tom2", 150), ("CrashL", 5000), ("RideL", 4000)):
-        folder = kit / "Samples" / piece
-        folder.mkdir(parents=True)
-        for take in (1, 2, 3):
-            loud = 0.2 * take  # take 3 is the loudest
-            for mic, gain in (("OHL", 1.0), ("OHR", 0.9), ("AmbL", 0.3), ("Snare_top", 0.5)):
-                tone = loud * gain * np.sin(2 * np.pi * freq * t) * np.exp(-t * 20)
-                sf.write(folder / f"{take}-{piece}-{mic}.flac", (tone + 1e-4 * rng.standard_normal(len(t))), SR)
-        sf.write(folder / f"1-{piece}-Trigger.flac", np.zeros(100), SR)
-    return kit
-
-
 def test_multimic_kit_is_indexed_and_rendered_with_its_takes(tmp_path):
-    kit_dir = _write_multimic_kit(tmp_path)
+    kit_dir = write_multimic_kit(tmp_path)
     kit = load_multimic_kit(kit_dir)
     assert set(kit.pieces) == {"KdrumL", "Snare", "HihatClosed", "HihatOpen", "Tom2", "CrashL", "RideL"}
     assert "Trigger" not in kit.mics and set(kit.mics) == {"OHL", "OHR", "AmbL", "Snare_top"}

@@ -149,6 +149,8 @@ def train(
     keep_last: bool = typer.Option(DEFAULT["keep_last"], "--keep-last", help="Write the last epoch to --out instead of the "
                                    "one the per-epoch validation check liked best."),
     device: str = typer.Option(DEFAULT["device"], "--device", help="cpu, or cuda where a GPU is available."),
+    crop_workers: int = typer.Option(DEFAULT["crop_workers"], "--crop-workers", min=0, help="Processes that cut the "
+                                     "training crops beside the network (0: between steps, as before v3)."),
 ) -> None:
     """Train a transcription model; resumes from <out>.ckpt if a run was interrupted."""
     require_extra("train", "train")
@@ -168,7 +170,7 @@ def train(
                       negatives=negatives, init=str(init) if init else None, balance=balance,
                       classes=class_list("--classes", classes) if classes else None,
                       class_gamma=class_weights("--class-gamma", class_gamma) if class_gamma else None, band_eq=band_eq,
-                      keep_last=keep_last, device=device, **({"remix_db": level_range("--remix-db", remix_db)} if remix_db else {}))
+                      keep_last=keep_last, device=device, crop_workers=crop_workers, **({"remix_db": level_range("--remix-db", remix_db)} if remix_db else {}))
     if init is not None:
         from ..model import TatumEnsemble
         from ..weights import ModelFileError, load_trainable
@@ -188,6 +190,60 @@ def train(
     written = f"epoch {state['epoch']}" if keep_last else "the best epoch"
     console.print(f"best validation F {state['best_f']:.3f}; {written} written to {out}")
 
+
+
+@app.command("pack")
+def pack(
+    gmd: Path = typer.Argument(..., help="The Groove MIDI Dataset folder (with info.csv)."),
+    out: Path = typer.Argument(..., help="The pack folder to write (must not exist)."),
+    kit_dir: list[Path] = typer.Option([], "--kit-dir", help="A recorded multi-mic kit folder (MuldjordKit layout); repeatable."),
+    piano_dir: list[Path] = typer.Option([], "--piano-dir", help="A folder of sampled piano notes; repeatable."),
+    splits: str = typer.Option("train,validation", "--splits", help="Comma-separated GMD splits whose MIDI travels."),
+    max_takes: int = typer.Option(24, "--max-takes", min=1, help="Takes kept per kit piece, quietest to loudest."),
+    compression: float = typer.Option(0.5, "--compression", min=0.0, max=1.0, help="Ogg Vorbis setting: 0 best "
+                                      "quality, 1 smallest."),
+    max_mib: float = typer.Option(40.0, "--max-mib", help="Refuse a pack larger than this (MiB): a device call "
+                                  "carries 64 MiB with the working tree."),
+) -> None:
+    """Pack the sound sources of a v2 build (GMD MIDI, recorded kits, sampled pianos) small enough to
+    travel to a GPU machine that renders its own training data (docs/training.md, "Training on a lent GPU")."""
+    import shutil
+    import tempfile
+
+    from ..data.pack import PackOptions, make_pack
+
+    if not (gmd / "info.csv").is_file():
+        fail(f"{gmd}: not the Groove MIDI Dataset (no info.csv)")
+    for folder in [*kit_dir, *piano_dir]:
+        if not folder.is_dir():
+            fail(f"{folder}: no such folder")
+    if out.exists():
+        fail(f"{out}: already exists; give a new folder")
+    options = PackOptions(splits=tuple(s.strip() for s in splits.split(",") if s.strip()), max_takes=max_takes,
+                          compression=compression)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside its destination and renamed when complete: no partial pack is left under `out`.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        with progress_bar() as progress:
+            task = progress.add_task("packing", total=None, status="")
+
+            def report(what: str, done: int, total: int) -> None:
+                progress.update(task, description=what, completed=done, total=total)
+
+            try:
+                summary = make_pack(gmd, tmp, tuple(kit_dir), tuple(piano_dir), options, report)
+            except (OSError, ValueError, RuntimeError) as exc:
+                fail(f"pack: {exc}")
+        mib = summary.bytes / 2**20
+        if mib > max_mib:
+            fail(f"{out}: the pack would be {mib:.1f} MiB, over --max-mib {max_mib:g}; "
+                 "lower --max-takes or raise --compression")
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    console.print(f"{out}: {mib:.1f} MiB; {summary.gmd_files} GMD files, kit takes {summary.kit_takes}, "
+                  f"piano samples {summary.piano_files}", highlight=False)
 
 
 @app.command("train-lm")

@@ -5,7 +5,7 @@ room mics, and the bleed of every drum into every other drum's mic. Drawing the 
 each render turns one kit into many recorded-sounding kits: dry and close, overhead-heavy,
 roomy, with loud or quiet snare-bottom rattle.
 
-Layout read: `<root>/Samples/<Piece>/<n>-<Piece>-<Mic>.flac`, one take `n` of one kit piece per
+Layout read: `<root>/Samples/<Piece>/<n>-<Piece>-<Mic>.flac` (or .wav, .ogg), one take `n` of one kit piece per
 microphone. Takes are ordered by their measured loudness, so a MIDI velocity picks takes near its
 own quantile and neighbouring takes act as round robin.
 """
@@ -54,7 +54,7 @@ NOTE_PIECES: dict[int, tuple[str, ...]] = {
     49: ("CrashL", "CrashR"), 57: ("CrashR", "CrashL"), 55: ("CrashL",),
     51: ("RideL", "RideR"), 53: ("RideRBell", "RideLBell"),
 }
-_NAME = re.compile(r"^(\d+)-(.+)-([^-]+)\.(flac|wav)$")
+_NAME = re.compile(r"^(\d+)-(.+)-([^-]+)\.(flac|wav|ogg)$")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,189 @@
+"""A training pack: the sound sources of a v2 build, small enough to travel to a machine that renders alone.
+
+A lent GPU machine takes 64 MiB per call and reaches no network, so it cannot receive rendered data
+(gigabytes) or the sources as they are (the recorded kit alone is 350 MB). A pack carries GMD's MIDI of
+the chosen splits, the multi-mic kits with each microphone group merged into one channel, and the
+sampled pianos thinned to every few keys, all as Ogg Vorbis. `build-dataset --kit-dir PACK/kits
+--piano-dir PACK/pianos` then renders from it as from the full sources.
+
+What a merged kit keeps: one fader per microphone group (multimic.MIC_GROUPS), the unit of
+`random_mic_mix`, so a render still draws dry, overhead-heavy or roomy mixes; it loses the spread of
++-1.5 dB between the mics of a group and the two sides of stereo pairs, which a mono render sums anyway.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+
+from .multimic import MIC_GROUPS, load_multimic_kit
+from .sampled import load_sampled_instruments
+from .synthesis import SAMPLE_RATE
+
+PACK_FORMAT = 1
+# libsndfile's Vorbis setting: 0 is the best quality, 1 the smallest file.
+DEFAULT_COMPRESSION = 0.5
+
+
+@dataclass(frozen=True)
+class PackOptions:
+    splits: tuple[str, ...] = ("train", "validation")
+    compression: float = DEFAULT_COMPRESSION
+    # Takes kept per kit piece, spread evenly from the quietest to the loudest.
+    max_takes: int = 24
+    # A take ends where every merged microphone has fallen this far under the take's peak.
+    tail_db: float = -60.0
+    # Piano keys kept: at least n semitones apart (the sampler varispeeds the nearest key), from at most
+    # this many dynamic layers, cut to this length.
+    piano_step: int = 4
+    max_piano_layers: int = 3
+    piano_seconds: float = 4.0
+
+
+def _write(path: Path, audio: np.ndarray, compression: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(audio, -1.0, 1.0).astype(np.float32), SAMPLE_RATE, format="OGG", subtype="VORBIS",
+             compression_level=compression)
+
+
+def _read(path: Path) -> np.ndarray:
+    audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    if sr != SAMPLE_RATE:
+        raise ValueError(f"{path}: {sr} Hz; a pack keeps {SAMPLE_RATE} Hz sources only")
+    return audio.mean(axis=1)
+
+
+def audible_length(channels: list[np.ndarray], tail_db: float) -> int:
+    """Samples until every channel stays under `tail_db` relative to the loudest sample of all."""
+    peak = max((float(np.max(np.abs(c))) for c in channels if len(c)), default=0.0)
+    if peak == 0.0:
+        return 0
+    floor = peak * 10 ** (tail_db / 20.0)
+    ends = [int(np.nonzero(np.abs(c) > floor)[0][-1]) + 1 for c in channels if len(c) and np.any(np.abs(c) > floor)]
+    return max(ends, default=0)
+
+
+def _fade_out(audio: np.ndarray, n: int, fade: int = 441) -> np.ndarray:
+    out = audio[:n].copy()
+    k = min(fade, len(out))
+    if k:
+        out[-k:] *= np.linspace(1.0, 0.0, k, dtype=np.float32)
+    return out
+
+
+def merge_mic_groups(take: dict[str, Path]) -> dict[str, np.ndarray]:
+    """One channel per microphone group, named after the group's first mic that this take has."""
+    merged: dict[str, np.ndarray] = {}
+    for names in MIC_GROUPS.values():
+        present = [m for m in names if m in take]
+        if not present:
+            continue
+        parts = [_read(take[m]) for m in present]
+        out = np.zeros(max(len(p) for p in parts), dtype=np.float32)
+        for p in parts:
+            out[: len(p)] += p
+        merged[present[0]] = out
+    return merged
+
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+def pack_multimic_kit(root: Path, out: Path, options: PackOptions = PackOptions(),
+                      progress: Progress | None = None) -> int:
+    """Write `root`'s kit under `out` (same layout, Ogg); returns the number of takes written."""
+    kit = load_multimic_kit(Path(root))
+    written = 0
+    for done, (piece, takes) in enumerate(kit.pieces.items()):
+        if progress:
+            progress(f"kit {Path(root).name}", done, len(kit.pieces))
+        keep = sorted(set(np.linspace(0, len(takes) - 1, min(options.max_takes, len(takes))).round().astype(int)))
+        for number, index in enumerate(keep, start=1):
+            merged = merge_mic_groups(takes[index])
+            n = audible_length(list(merged.values()), options.tail_db)
+            for mic, audio in merged.items():
+                _write(out / "Samples" / piece / f"{number}-{piece}-{mic}.ogg", _fade_out(audio, n), options.compression)
+            written += 1
+    return written
+
+
+def pack_pianos(folder: Path, out: Path, options: PackOptions = PackOptions(), progress: Progress | None = None) -> int:
+    """Keys at least `piano_step` semitones apart from `max_piano_layers` layers of each piano in `folder`
+    (quietest, loudest and between), shortened; returns the number of files written."""
+    folder = Path(folder)
+    written = 0
+    instruments = load_sampled_instruments(folder)
+    for done, instrument in enumerate(instruments):
+        if progress:
+            progress(f"pianos {folder.name}", done, len(instruments))
+        layers = instrument.layers
+        chosen = sorted(set(np.linspace(0, len(layers) - 1, min(options.max_piano_layers, len(layers))).round().astype(int)))
+        for layer in (layers[i] for i in chosen):
+            last = None
+            for note, path in layer:
+                if last is not None and note - last < options.piano_step:
+                    continue
+                last = note
+                audio = _read(path)
+                n = min(len(audio), int(options.piano_seconds * SAMPLE_RATE))
+                _write(out / path.relative_to(folder).with_suffix(".ogg"), _fade_out(audio, n, fade=SAMPLE_RATE // 10),
+                       options.compression)
+                written += 1
+    return written
+
+
+def pack_gmd(gmd_root: Path, out: Path, splits: tuple[str, ...]) -> int:
+    """GMD's info.csv cut to `splits`, their MIDI files and the licence; returns the number of files."""
+    gmd_root = Path(gmd_root)
+    info = gmd_root / "info.csv"
+    if not info.is_file():
+        raise FileNotFoundError(f"{gmd_root}: no info.csv here; pass the Groove MIDI Dataset folder")
+    with info.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames or [], [r for r in reader if r["split"] in splits]
+    out.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        target = out / row["midi_filename"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(gmd_root / row["midi_filename"], target)
+    with (out / "info.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    for name in ("LICENSE", "README"):
+        if (gmd_root / name).is_file():
+            shutil.copyfile(gmd_root / name, out / name)
+    return len(rows)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+
+
+@dataclass(frozen=True)
+class PackSummary:
+    gmd_files: int
+    kit_takes: dict[str, int]
+    piano_files: dict[str, int]
+    bytes: int
+
+
+def make_pack(gmd_root: Path, out: Path, kit_dirs: tuple[Path, ...], piano_dirs: tuple[Path, ...],
+              options: PackOptions = PackOptions(), progress: Progress | None = None) -> PackSummary:
+    """Write a pack folder `out`: gmd/, kits/<kit>/, pianos/<folder>/ and pack.json."""
+    out = Path(out)
+    gmd_files = pack_gmd(gmd_root, out / "gmd", options.splits)
+    kit_takes = {Path(k).name: pack_multimic_kit(Path(k), out / "kits" / Path(k).name, options, progress)
+                 for k in kit_dirs}
+    piano_files = {Path(p).name: pack_pianos(Path(p), out / "pianos" / Path(p).name, options, progress)
+                   for p in piano_dirs}
+    summary = PackSummary(gmd_files, kit_takes, piano_files, 0)
+    meta = {"format": PACK_FORMAT, "options": asdict(options), **asdict(summary)}
+    (out / "pack.json").write_text(json.dumps(meta, indent=1))
+    return PackSummary(gmd_files, kit_takes, piano_files, folder_bytes(out))
