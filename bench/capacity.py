@@ -3,13 +3,16 @@
     python bench/capacity.py                          # the sizes below, CPU, torch's default threads
     python bench/capacity.py --threads 2 --steps 10
     python bench/capacity.py --sizes 16,32:128 32,64:128 --device cuda
+    python bench/capacity.py --sizes 16,32:128 --pieces data_v3/validation --crop-workers 2
 
 A training step is the real one of `tatumdrum train` (transcription loss with eq. 4's weight, the
 bi-gram's eq. 5 through a gumbel-sigmoid sample, the velocity loss, AdamW) on a batch of the trainer's
 shape: 8 crops of 64 tatums (16ths at 120 BPM, 8.3 s each). Inputs are random; the cost of a step does
 not depend on what the spectrogram holds. "crnn s/song" is encode + decode of a 3-minute song, the
 part of `tatumdrum transcribe` that grows with the model. Ratios are against the first size, in the
-same run.
+same run. `--pieces` also times the trainer's crops on real pieces (remixes, EQ, the v2.x options),
+made between steps and by a pool of `--crop-workers` processes (`train --crop-workers`): on a GPU,
+where a step is milliseconds, crops made between steps would idle it.
 """
 from __future__ import annotations
 
@@ -95,12 +98,36 @@ def song_seconds(net: TatumCRNN, device: torch.device, rng: np.random.Generator,
     return float(best)
 
 
+def crop_seconds(folder: Path, batches: int, workers: int) -> tuple[float, float | None]:
+    """Seconds per batch of 8 crops of 64 tatums: made in this process, and delivered by a pool."""
+    from tatumdrum.crop_pool import CropPool, make_batch_fn
+    from tatumdrum.dataset import V2_SOURCES, load_pieces
+
+    pieces = load_pieces(folder)
+    make = make_batch_fn(8, 64, sources=V2_SOURCES, balance=0.5, remix_db=(-24.0, 4.0), band_eq=0.5)
+    t0 = time.perf_counter()
+    for step in range(batches):
+        make(pieces, np.random.default_rng(step))
+    alone = (time.perf_counter() - t0) / batches
+    if not workers:
+        return alone, None
+    with CropPool(pieces, make, workers, seed=0) as pool:
+        it = pool.epoch(0, batches + 1)
+        next(it)  # the pool's start
+        t0 = time.perf_counter()
+        for _ in it:
+            pass
+        return alone, (time.perf_counter() - t0) / batches
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), help="CHANNELS:GRU_HIDDEN, e.g. 16,32:128")
     ap.add_argument("--steps", type=int, default=8, help="timed training steps per size (median reported)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--pieces", type=Path, help="a folder of built pieces: also time the training crops")
+    ap.add_argument("--crop-workers", type=int, default=0, help="with --pieces: also time a pool of this many")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -125,6 +152,10 @@ def main() -> None:
     for size, params, step, song in rows:
         print(f"| {size} | {params:,} | {step:.3f} | {step / base[2]:.2f} | {3600 / step:,.0f} | {song:.2f} | "
               f"{song / base[3]:.2f} |")
+    if args.pieces:
+        alone, pooled = crop_seconds(args.pieces, 40, args.crop_workers)
+        print(f"crops: {alone * 1000:.1f} ms per batch between steps ({alone / base[2]:.2f} x the first size's step)"
+              + (f", {pooled * 1000:.1f} ms per batch from {args.crop_workers} workers" if pooled is not None else ""))
 
 
 if __name__ == "__main__":

@@ -7,10 +7,13 @@ cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { echo "usage: gpu/make_pack.sh GMD KIT_DIR [PIANO_DIR ...]" >&2; exit 2; }
 gmd=$1 kit=$2
 shift 2
-pianos=()
-for p in "$@"; do pianos+=(--piano-dir "$p"); done
+extra=()
+for p in "$@"; do extra+=(--piano-dir "$p"); done
 rm -rf .pack
-tatumdrum pack "$gmd" .pack --kit-dir "$kit" "${pianos[@]}"
+# Debian's Hydrogen kits (package hydrogen-drumkits) travel too: that machine has no Debian packages.
+hydrogen=${HYDROGEN_DIR:-/usr/share/hydrogen/data/drumkits}
+[ -d "$hydrogen" ] && extra+=(--kit-dir "$hydrogen")
+tatumdrum pack "$gmd" .pack --kit-dir "$kit" "${extra[@]}"
 # What tatumdrum's build and training import that the GPU image (Python 3.12) lacks; pretty_midi brings
 # the TimGM6mb soundfont, TinySoundFont stands in for fluidsynth.
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

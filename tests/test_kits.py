@@ -8,7 +8,7 @@ import pretty_midi
 import soundfile as sf
 
 from tatumdrum.data.drumnotes import GROUPS
-from tatumdrum.data.kits import multimic_kits, render_drums
+from tatumdrum.data.kits import folder_kits, render_drums
 from tatumdrum.data.multimic import load_multimic_kit, render_multimic
 from recorded import write_multimic_kit
 
@@ -31,7 +31,7 @@ def test_multimic_kit_is_indexed_and_rendered_with_its_takes(tmp_path):
     soft, loud = (np.max(np.abs(audio[int(t * SR): int(t * SR) + 4000])) for t in (0.5, 0.9))
     assert loud > 1.5 * soft > 0  # velocity picks the take
     # Through the kit registry and render_drums, as build-dataset uses it.
-    (registered,) = multimic_kits([tmp_path])
+    (registered,) = folder_kits([tmp_path])
     pm = pretty_midi.PrettyMIDI()
     track = pretty_midi.Instrument(0, is_drum=True)
     track.notes = notes

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from grooves import four_bar_groove
-from recorded import SR, write_multimic_kit
+from recorded import SR, write_hydrogen_kit, write_multimic_kit
 from tatumdrum.data.multimic import _mixed_take, load_multimic_kit
 from tatumdrum.data.pack import PackOptions, audible_length, pack_gmd, pack_multimic_kit, pack_pianos
 from tatumdrum.data.sampled import load_sampled_instruments
@@ -102,12 +102,14 @@ def test_a_pack_renders_and_trains_without_the_full_sources_or_fluidsynth(tmp_pa
     with crop workers."""
     pytest.importorskip("tinysoundfont")
     gmd = _write_gmd(tmp_path / "gmd")
-    kit = write_multimic_kit(tmp_path / "kits")
+    write_multimic_kit(tmp_path / "kits")
+    write_hydrogen_kit(tmp_path / "kits")
     pianos = _write_pianos(tmp_path / "pianos")
     pack = tmp_path / "pack"
-    done = _tatumdrum("pack", str(gmd), str(pack), "--kit-dir", str(kit), "--piano-dir", str(pianos))
+    done = _tatumdrum("pack", str(gmd), str(pack), "--kit-dir", str(tmp_path / "kits"), "--piano-dir", str(pianos))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "MiB" in done.stderr and (pack / "pack.json").is_file()
+    assert sorted(p.name for p in (pack / "kits").iterdir()) == ["TinyHydrogen", "TinyKit"]
     data = tmp_path / "data"
     built = _tatumdrum("build-dataset", str(pack / "gmd"), str(data), "--splits", "train,validation", "--v2",
                        "--kit-dir", str(pack / "kits"), "--piano-dir", str(pack / "pianos"), "--max-seconds", "6",
@@ -132,3 +134,25 @@ def test_pack_refuses_an_existing_folder_and_a_pack_over_its_limit_leaving_nothi
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gmd", "kits", "taken"]
     done = _tatumdrum("pack", str(tmp_path / "kits"), str(tmp_path / "p"))
     assert done.returncode == 1 and "no info.csv" in done.stderr
+
+
+def test_a_packed_hydrogen_kit_points_at_its_ogg_samples_and_renders(tmp_path):
+    from tatumdrum.data.hydrogen import hydrogen_kit
+    from tatumdrum.data.kits import folder_kits, render_drums
+    from tatumdrum.data.pack import pack_hydrogen_kit
+
+    source = write_hydrogen_kit(tmp_path / "src")
+    assert pack_hydrogen_kit(source, tmp_path / "pack" / "TinyHydrogen") == 4
+    before, after = hydrogen_kit(source / "drumkit.xml"), hydrogen_kit(tmp_path / "pack" / "TinyHydrogen" / "drumkit.xml")
+    assert set(after.roles) == set(before.roles) and after.usable
+    kick = after.roles["kick"][0]
+    assert [layer.path.name for layer in kick.layers] == ["Kick & Co soft.ogg", "Kick & Co hard.ogg"]
+    assert sf.info(str(kick.layers[0].path)).samplerate == SR  # resampled from 48 kHz when packed
+    (kit,) = folder_kits([tmp_path / "pack"])
+    assert kit.kind == "hydrogen"
+    pm = pretty_midi.PrettyMIDI()
+    drums = pretty_midi.Instrument(0, is_drum=True)
+    drums.notes = [pretty_midi.Note(100, p, t, t + 0.1) for t, p in ((0.0, 36), (0.5, 38), (0.25, 42))]
+    pm.instruments.append(drums)
+    audio = render_drums(pm, kit, np.random.default_rng(0), duration=1.0)
+    assert np.max(np.abs(audio[: int(0.2 * SR)])) > 0.05 and np.max(np.abs(audio[int(0.5 * SR): int(0.7 * SR)])) > 0.05

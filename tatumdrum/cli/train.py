@@ -44,7 +44,8 @@ def build_dataset(
                             "and band stems, varied playing and a record-like band (vocal, distorted guitar, "
                             "mastering)."),
     renders: int = typer.Option(1, "--renders", min=1, help="Render each performance this many times."),
-    kit_dir: list[Path] = typer.Option([], "--kit-dir", help="A recorded multi-mic kit folder (MuldjordKit layout); repeatable."),
+    kit_dir: list[Path] = typer.Option([], "--kit-dir", help="A drum kit folder, or a folder of them: recorded "
+                                       "multi-mic (MuldjordKit layout) or Hydrogen (drumkit.xml); repeatable."),
     piano_dir: list[Path] = typer.Option([], "--piano-dir", help="A folder of sampled piano notes; repeatable."),
     variation: list[str] = typer.Option([], "--variation", help="NAME=P: the probability of one playing variation "
                                         "per render (--v2), e.g. no_hats=0.3 for kick-and-snare grooves; repeatable."),
@@ -196,13 +197,14 @@ def train(
 def pack(
     gmd: Path = typer.Argument(..., help="The Groove MIDI Dataset folder (with info.csv)."),
     out: Path = typer.Argument(..., help="The pack folder to write (must not exist)."),
-    kit_dir: list[Path] = typer.Option([], "--kit-dir", help="A recorded multi-mic kit folder (MuldjordKit layout); repeatable."),
+    kit_dir: list[Path] = typer.Option([], "--kit-dir", help="A drum kit folder, or a folder of them: recorded "
+                                       "multi-mic (MuldjordKit layout) or Hydrogen (drumkit.xml); repeatable."),
     piano_dir: list[Path] = typer.Option([], "--piano-dir", help="A folder of sampled piano notes; repeatable."),
     splits: str = typer.Option("train,validation", "--splits", help="Comma-separated GMD splits whose MIDI travels."),
     max_takes: int = typer.Option(24, "--max-takes", min=1, help="Takes kept per kit piece, quietest to loudest."),
     compression: float = typer.Option(0.5, "--compression", min=0.0, max=1.0, help="Ogg Vorbis setting: 0 best "
                                       "quality, 1 smallest."),
-    max_mib: float = typer.Option(40.0, "--max-mib", help="Refuse a pack larger than this (MiB): a device call "
+    max_mib: float = typer.Option(50.0, "--max-mib", help="Refuse a pack larger than this (MiB): a device call "
                                   "carries 64 MiB with the working tree."),
 ) -> None:
     """Pack the sound sources of a v2 build (GMD MIDI, recorded kits, sampled pianos) small enough to

@@ -26,7 +26,7 @@ from . import effects
 from .accompaniment import random_accompaniment
 from .gmd import QuantizationStats, drum_hits, midi_beat_grid, quantize_onsets, read_info
 from .playing import vary_playing
-from .kits import kit_has_side_stick, list_kits, multimic_kits, random_kit, render_drums
+from .kits import kit_has_side_stick, list_kits, folder_kits, random_kit, render_drums
 from .synthesis import SAMPLE_RATE, Kit
 
 # What every piece holds; v2 builds (`BuildOptions.v2`) add mel_band, velocities and instruments.
@@ -314,7 +314,7 @@ def build_split(gmd_root: Path, split: str, out_dir: Path, tatums_per_beat: int 
         entries = entries[:max_files]
     out_split = Path(out_dir) / split
     out_split.mkdir(parents=True, exist_ok=True)
-    kits = list_kits() + multimic_kits([Path(d) for d in options.kit_dirs])
+    kits = list_kits() + folder_kits([Path(d) for d in options.kit_dirs])
     tasks = [(i, e.midi_path, stem_of(gmd_root, e.midi_path) + (f"__r{r}" if r else ""), out_split, seed,
               tatums_per_beat, max_seconds, keep_audio, r, kits, options)
              for r in range(options.renders) for i, e in enumerate(entries)]

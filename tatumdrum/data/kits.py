@@ -67,17 +67,26 @@ def kit_has_side_stick(kit: Kit) -> bool:
     return False
 
 
-def multimic_kits(folders: tuple[Path, ...] | list[Path]) -> tuple[Kit, ...]:
-    """Recorded multi-mic kits in these folders (each a kit, or a folder of kits with Samples/ inside)."""
+def folder_kits(folders: tuple[Path, ...] | list[Path]) -> tuple[Kit, ...]:
+    """The kits in these folders: recorded multi-mic kits (a folder with Samples/<piece>/...) and Hydrogen
+    kits (a folder with drumkit.xml), each folder a kit or a folder of kits."""
     kits = []
     for folder in folders:
         folder = Path(folder)
-        roots = [folder] if (folder / "Samples").is_dir() else sorted(p for p in folder.iterdir()
-                                                                     if (p / "Samples").is_dir())
+        roots = [folder] if _is_kit(folder) else sorted(p for p in folder.iterdir() if _is_kit(p))
         if not roots:
-            raise FileNotFoundError(f"{folder}: no multi-mic kit (a folder with Samples/<piece>/...)")
-        kits += [Kit(f"multimic/{r.name}", "multimic", r, family="multimic") for r in roots]
+            raise FileNotFoundError(f"{folder}: no drum kit (a multi-mic kit with Samples/<piece>/..., or a "
+                                    "Hydrogen kit with drumkit.xml)")
+        for r in roots:
+            if (r / "Samples").is_dir():
+                kits.append(Kit(f"multimic/{r.name}", "multimic", r, family="multimic"))
+            elif hydrogen_kit(r / "drumkit.xml").usable:
+                kits.append(Kit(f"hydrogen/{r.name}", "hydrogen", r / "drumkit.xml", family="hydrogen"))
     return tuple(kits)
+
+
+def _is_kit(folder: Path) -> bool:
+    return (folder / "Samples").is_dir() or (folder / "drumkit.xml").is_file()
 
 
 def random_kit(rng: np.random.Generator, kits: tuple[Kit, ...] | None = None) -> Kit:

@@ -2,8 +2,9 @@
 
 A lent GPU machine takes 64 MiB per call and reaches no network, so it cannot receive rendered data
 (gigabytes) or the sources as they are (the recorded kit alone is 350 MB). A pack carries GMD's MIDI of
-the chosen splits, the multi-mic kits with each microphone group merged into one channel, and the
-sampled pianos thinned to every few keys, all as Ogg Vorbis. `build-dataset --kit-dir PACK/kits
+the chosen splits, the multi-mic kits with each microphone group merged into one channel, Hydrogen kits
+(Debian's are not on that machine), and the sampled pianos thinned to a few keys and layers, all as mono
+Ogg Vorbis at 44.1 kHz. `build-dataset --kit-dir PACK/kits
 --piano-dir PACK/pianos` then renders from it as from the full sources.
 
 What a merged kit keeps: one fader per microphone group (multimic.MIC_GROUPS), the unit of
@@ -13,7 +14,9 @@ What a merged kit keeps: one fader per microphone group (multimic.MIC_GROUPS), t
 from __future__ import annotations
 
 import csv
+import html
 import json
+import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +25,8 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
+from .hydrogen import hydrogen_kit
+from .kits import folder_kits
 from .multimic import MIC_GROUPS, load_multimic_kit
 from .sampled import load_sampled_instruments
 from .synthesis import SAMPLE_RATE
@@ -54,9 +59,13 @@ def _write(path: Path, audio: np.ndarray, compression: float) -> None:
 
 def _read(path: Path) -> np.ndarray:
     audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
     if sr != SAMPLE_RATE:
-        raise ValueError(f"{path}: {sr} Hz; a pack keeps {SAMPLE_RATE} Hz sources only")
-    return audio.mean(axis=1)
+        # Resampled here, so that the machine that renders from the pack needs no resampler.
+        import librosa
+
+        audio = librosa.resample(audio, orig_sr=sr, target_sr=SAMPLE_RATE, res_type="soxr_hq").astype(np.float32)
+    return audio
 
 
 def audible_length(channels: list[np.ndarray], tail_db: float) -> int:
@@ -111,6 +120,32 @@ def pack_multimic_kit(root: Path, out: Path, options: PackOptions = PackOptions(
                 _write(out / "Samples" / piece / f"{number}-{piece}-{mic}.ogg", _fade_out(audio, n), options.compression)
             written += 1
     return written
+
+
+_FILENAME = re.compile(r"(<filename>)(.*?)(</filename>)", re.DOTALL)
+
+
+def pack_hydrogen_kit(folder: Path, out: Path, options: PackOptions = PackOptions()) -> int:
+    """A Hydrogen kit (`folder`/drumkit.xml) with every sample it names as mono Ogg at 44.1 kHz and its
+    drumkit.xml pointing at them; returns the number of samples written."""
+    folder = Path(folder)
+    if not hydrogen_kit(folder / "drumkit.xml").usable:
+        raise ValueError(f"{folder}: a Hydrogen kit without kick, snare and closed hi-hat")
+    written: dict[str, str] = {}
+
+    def repoint(m: re.Match) -> str:
+        name = html.unescape(m.group(2).strip())
+        if not (folder / name).is_file():
+            return m.group(0)
+        if name not in written:
+            target = str(Path(name).with_suffix(".ogg"))
+            _write(out / target, _read(folder / name), options.compression)
+            written[name] = target
+        return m.group(1) + html.escape(written[name], quote=False) + m.group(3)
+
+    xml = _FILENAME.sub(repoint, (folder / "drumkit.xml").read_text(encoding="utf-8"))
+    (out / "drumkit.xml").write_text(xml, encoding="utf-8")
+    return len(written)
 
 
 def pack_pianos(folder: Path, out: Path, options: PackOptions = PackOptions(), progress: Progress | None = None) -> int:
@@ -176,11 +211,20 @@ class PackSummary:
 
 def make_pack(gmd_root: Path, out: Path, kit_dirs: tuple[Path, ...], piano_dirs: tuple[Path, ...],
               options: PackOptions = PackOptions(), progress: Progress | None = None) -> PackSummary:
-    """Write a pack folder `out`: gmd/, kits/<kit>/, pianos/<folder>/ and pack.json."""
+    """Write a pack folder `out`: gmd/, kits/<kit>/ (multi-mic and Hydrogen), pianos/<folder>/ and pack.json."""
     out = Path(out)
     gmd_files = pack_gmd(gmd_root, out / "gmd", options.splits)
-    kit_takes = {Path(k).name: pack_multimic_kit(Path(k), out / "kits" / Path(k).name, options, progress)
-                 for k in kit_dirs}
+    kit_takes = {}
+    # Each folder a kit or a folder of kits, as build-dataset's --kit-dir reads them; unusable Hydrogen
+    # kits (hand percussion, effects) are left out there and here.
+    for kit in folder_kits(list(map(Path, kit_dirs))):
+        root = kit.path if kit.kind == "multimic" else Path(kit.path).parent
+        if kit.kind == "hydrogen":
+            if progress:
+                progress(f"kit {root.name}", 0, 1)
+            kit_takes[root.name] = pack_hydrogen_kit(root, out / "kits" / root.name, options)
+        else:
+            kit_takes[root.name] = pack_multimic_kit(root, out / "kits" / root.name, options, progress)
     piano_files = {Path(p).name: pack_pianos(Path(p), out / "pianos" / Path(p).name, options, progress)
                    for p in piano_dirs}
     summary = PackSummary(gmd_files, kit_takes, piano_files, 0)
