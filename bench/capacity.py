@@ -56,7 +56,8 @@ def synthetic_batch(batch: int, n_tatums: int, k: int, rng: np.random.Generator,
     return mel, spans, targets, velocities, bar_lengths
 
 
-def step_seconds(net: TatumCRNN, lm, steps: int, device: torch.device, rng: np.random.Generator) -> float:
+def step_seconds(net: TatumCRNN, lm, steps: int, device: torch.device, rng: np.random.Generator,
+                 bf16: bool = False) -> float:
     instruments = instruments_from_abbrevs(list(CLASSES))
     gamma = positive_weights(1.0, {"SS": 10.0}, instruments).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=5e-4, eps=1e-9)
@@ -66,7 +67,9 @@ def step_seconds(net: TatumCRNN, lm, steps: int, device: torch.device, rng: np.r
     times = []
     for i in range(steps + 2):  # the first two warm up allocators and kernels
         t0 = time.perf_counter()
-        logits, vel_logits = net.forward_with_velocity(mel, spans)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits, vel_logits = net.forward_with_velocity(mel, spans)
+        logits, vel_logits = logits.float(), vel_logits.float()
         loss = total_loss(transcription_loss(logits, targets, gamma),
                           language_loss(lm.nll, logits, bar_lengths, 0.2, "logit", gen), 0.068)
         loss = loss + 0.5 * velocity_loss(vel_logits, velocities, targets)
@@ -126,6 +129,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8, help="timed training steps per size (median reported)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--bf16", action="store_true", help="also time the steps with the network under bfloat16 autocast")
     ap.add_argument("--pieces", type=Path, help="a folder of built pieces: also time the training crops")
     ap.add_argument("--crop-workers", type=int, default=0, help="with --pieces: also time a pool of this many")
     args = ap.parse_args()
@@ -145,6 +149,8 @@ def main() -> None:
         params = sum(p.numel() for p in net.parameters())
         rng = np.random.default_rng(0)
         rows.append((size, params, step_seconds(net, lm, args.steps, device, rng), song_seconds(net, device, rng)))
+        if args.bf16:
+            rows.append((size + " bf16", params, step_seconds(net, lm, args.steps, device, rng, bf16=True), rows[-1][3]))
     base = rows[0]
     print(f"device {device}, {torch.get_num_threads()} threads; step = batch 8 x 64 tatums, song = 3 minutes")
     print("| size (channels:GRU) | parameters | s/step | x | steps/hour | crnn s/song | x |")

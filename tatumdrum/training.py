@@ -219,7 +219,10 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
                     batch = (next(batches) if batches is not None else
                              make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources, cfg.negatives,
                                         cfg.balance, by_class, tuple(cfg.remix_db), cfg.band_eq)).to(device)
-                    logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                        logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
+                    logits = logits.float()
+                    vel_logits = vel_logits.float() if vel_logits is not None else None
                     l_tran = transcription_loss(logits, batch.targets, gamma)
                     l_lang = (language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen)
                               if lm is not None else None)
@@ -227,7 +230,9 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
                         l_vel = velocity_loss(vel_logits, batch.velocities, batch.targets)
                 else:
                     mel, targets = (t.to(device) for t in _frame_batch(train_pieces, cfg, rng))
-                    l_tran, l_lang = frame_loss(net(mel), targets, cfg.beta), None
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                        frame_logits = net(mel)
+                    l_tran, l_lang = frame_loss(frame_logits.float(), targets, cfg.beta), None
                 loss = total_loss(l_tran, l_lang, cfg.alpha)
                 if l_vel is not None:
                     loss = loss + cfg.velocity_weight * l_vel

@@ -184,3 +184,24 @@ def test_training_with_crop_workers_learns_and_resumes_as_an_unbroken_run(tiny_d
     assert whole["history"][-1]["l_tran"] < whole["history"][0]["l_tran"]
     # The second call resumed from the checkpoint and drew the same crops as the unbroken run.
     assert [h["l_tran"] for h in parts["history"]] == pytest.approx([h["l_tran"] for h in whole["history"]], rel=1e-5)
+
+
+def test_bf16_training_learns_and_writes_a_float32_model(tiny_dataset, tmp_path):
+    out = tmp_path / "bf16.pt"
+    torch.manual_seed(0)
+    cfg = TrainConfig(data=str(tiny_dataset), out=str(out), epochs=2, steps_per_epoch=15, batch_size=4,
+                      crop_tatums=32, channels=(8, 8), gru_hidden=16, lr=3e-3, bf16=True, keep_last=True)
+    state = train(cfg)
+    assert state["history"][-1]["l_tran"] < state["history"][0]["l_tran"]
+    model = load_model(out)
+    assert model.info["train_config"]["bf16"] is True
+    assert all(t.dtype == torch.float32 for t in model.net.state_dict().values() if t.is_floating_point())
+    # Its forward pass differs from float32's by bfloat16's rounding only.
+    mel = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 200, 80)).astype(np.float32))
+    spans = [torch.tensor([[i * 10, i * 10 + 10] for i in range(20)])]
+    model.net.eval()
+    with torch.no_grad():
+        exact = torch.sigmoid(model.net(mel, spans))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            rounded = torch.sigmoid(model.net(mel, spans).float())
+    assert float((exact - rounded).abs().max()) < 0.05
