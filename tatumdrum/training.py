@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .crop_pool import CropPool, make_batch_fn
-from .dataset import SEPARATED, SOURCES, V2_SOURCES, Piece, load_pieces, make_batch, pieces_by_class, with_classes
+from .dataset import SEPARATED, SOURCES, V2_SOURCES, Batch, Piece, load_pieces, make_batch, pieces_by_class, with_classes
 from .decisions import DecisionPolicy
 from .features import MEL
 from .instruments import DrumInstrument, fold_row, instruments_from_abbrevs
@@ -139,6 +139,20 @@ def positive_weights(gamma: float, class_gamma: dict[str, float] | None,
     return torch.tensor([[class_gamma.get(inst.abbrev, gamma)] for inst in instruments], dtype=torch.float32)
 
 
+def _tatum_losses(net: TatumCRNN, batch: Batch, cfg: TrainConfig, lm, gamma: float | torch.Tensor,
+                  gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Eq. 4's L_tran, eq. 5's L_lang (with an LM) and the velocity loss (with a velocity head) of a batch."""
+    with torch.autocast(batch.mel.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
+    logits = logits.float()  # losses in float32, whatever precision the network ran in
+    l_tran = transcription_loss(logits, batch.targets, gamma)
+    l_lang = language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen) if lm is not None else None
+    l_vel = None
+    if vel_logits is not None and batch.velocities is not None:
+        l_vel = velocity_loss(vel_logits.float(), batch.velocities, batch.targets)
+    return l_tran, l_lang, l_vel
+
+
 def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = True) -> dict:
     """Train, checkpointing to `<out>.ckpt` every epoch; export the best epoch to `cfg.out`."""
     cfg = cfg.resolved()
@@ -214,25 +228,16 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
             sums = {"tran": 0.0, "lang": 0.0, "vel": 0.0}
             batches = pool.epoch(epoch, cfg.steps_per_epoch) if pool is not None else None
             for step in range(cfg.steps_per_epoch):
-                l_vel = None
                 if cfg.kind == "tatum":
                     batch = (next(batches) if batches is not None else
                              make_batch(train_pieces, cfg.batch_size, cfg.crop_tatums, rng, cfg.sources, cfg.negatives,
                                         cfg.balance, by_class, tuple(cfg.remix_db), cfg.band_eq)).to(device)
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                        logits, vel_logits = net.forward_with_velocity(batch.mel, batch.spans)
-                    logits = logits.float()
-                    vel_logits = vel_logits.float() if vel_logits is not None else None
-                    l_tran = transcription_loss(logits, batch.targets, gamma)
-                    l_lang = (language_loss(lm.nll, logits, batch.bar_lengths, cfg.tau, cfg.gumbel_input, gen)
-                              if lm is not None else None)
-                    if vel_logits is not None and batch.velocities is not None:
-                        l_vel = velocity_loss(vel_logits, batch.velocities, batch.targets)
+                    l_tran, l_lang, l_vel = _tatum_losses(net, batch, cfg, lm, gamma, gen)
                 else:
                     mel, targets = (t.to(device) for t in _frame_batch(train_pieces, cfg, rng))
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                         frame_logits = net(mel)
-                    l_tran, l_lang = frame_loss(frame_logits.float(), targets, cfg.beta), None
+                    l_tran, l_lang, l_vel = frame_loss(frame_logits.float(), targets, cfg.beta), None, None
                 loss = total_loss(l_tran, l_lang, cfg.alpha)
                 if l_vel is not None:
                     loss = loss + cfg.velocity_weight * l_vel
