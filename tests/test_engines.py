@@ -55,9 +55,10 @@ def test_an_interrupted_folder_run_resumes_with_skip_existing(tmp_path):
     out, manifest = tmp_path / "out", tmp_path / "run.jsonl"
     proc = start("transcribe", str(tmp_path / "songs"), "-o", str(out), "--format", "mid,json",
                  "--manifest", str(manifest))
-    # Interrupt once two songs are written whole (both of their files), as a user's Ctrl-C would.
+    # Interrupt once two songs are done (written and recorded), as a user's Ctrl-C would. Their files
+    # land a moment before their manifest lines: waiting for the files alone raced on a loaded machine.
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(out.glob("*.json")) if out.is_dir() else []) < 2:
+    while time.time() < deadline and (manifest.read_text().count("\n") if manifest.is_file() else 0) < 2:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
