@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pretty_midi
-import soundfile as sf
 
 from .drumnotes import NOTE_GROUP
-from .sampler import mix_hits, pitch_shift
-from .synthesis import SAMPLE_RATE, Kit
+from .sampler import mix_hits, pitch_shift, read_mono
+from .synthesis import Kit
 
 HYDROGEN_DIR = Path("/usr/share/hydrogen/data/drumkits")
 
@@ -152,12 +151,7 @@ def hydrogen_kit(xml: Path) -> HydrogenKit:
 @functools.lru_cache(maxsize=512)
 def _load_sample(path: Path) -> np.ndarray:
     """A sample as mono float32 at 44.1 kHz, its leading silence cut so that it sounds at the note time."""
-    audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if sr != SAMPLE_RATE:
-        import librosa
-
-        audio = librosa.resample(audio, orig_sr=sr, target_sr=SAMPLE_RATE, res_type="soxr_hq").astype(np.float32)
+    audio = read_mono(path)
     peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
     if peak > 0:
         start = int(np.argmax(np.abs(audio) > peak * 1e-3))

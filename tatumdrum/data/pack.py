@@ -29,6 +29,7 @@ from .hydrogen import hydrogen_kit
 from .kits import folder_kits
 from .multimic import MIC_GROUPS, load_multimic_kit
 from .sampled import load_sampled_instruments
+from .sampler import read_mono
 from .synthesis import SAMPLE_RATE
 
 PACK_FORMAT = 1
@@ -57,15 +58,9 @@ def _write(path: Path, audio: np.ndarray, compression: float) -> None:
              compression_level=compression)
 
 
-def _read(path: Path) -> np.ndarray:
-    audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if sr != SAMPLE_RATE:
-        # Resampled here, so that the machine that renders from the pack needs no resampler.
-        import librosa
-
-        audio = librosa.resample(audio, orig_sr=sr, target_sr=SAMPLE_RATE, res_type="soxr_hq").astype(np.float32)
-    return audio
+def _spread(n: int, k: int) -> list[int]:
+    """At most `k` of the indices 0..n-1, evenly spread from the first to the last."""
+    return sorted(set(np.linspace(0, n - 1, min(k, n)).round().astype(int)))
 
 
 def audible_length(channels: list[np.ndarray], tail_db: float) -> int:
@@ -93,7 +88,7 @@ def merge_mic_groups(take: dict[str, Path]) -> dict[str, np.ndarray]:
         present = [m for m in names if m in take]
         if not present:
             continue
-        parts = [_read(take[m]) for m in present]
+        parts = [read_mono(take[m]) for m in present]
         out = np.zeros(max(len(p) for p in parts), dtype=np.float32)
         for p in parts:
             out[: len(p)] += p
@@ -112,8 +107,7 @@ def pack_multimic_kit(root: Path, out: Path, options: PackOptions = PackOptions(
     for done, (piece, takes) in enumerate(kit.pieces.items()):
         if progress:
             progress(f"kit {Path(root).name}", done, len(kit.pieces))
-        keep = sorted(set(np.linspace(0, len(takes) - 1, min(options.max_takes, len(takes))).round().astype(int)))
-        for number, index in enumerate(keep, start=1):
+        for number, index in enumerate(_spread(len(takes), options.max_takes), start=1):
             merged = merge_mic_groups(takes[index])
             n = audible_length(list(merged.values()), options.tail_db)
             for mic, audio in merged.items():
@@ -139,7 +133,7 @@ def pack_hydrogen_kit(folder: Path, out: Path, options: PackOptions = PackOption
             return m.group(0)
         if name not in written:
             target = str(Path(name).with_suffix(".ogg"))
-            _write(out / target, _read(folder / name), options.compression)
+            _write(out / target, read_mono(folder / name), options.compression)
             written[name] = target
         return m.group(1) + html.escape(written[name], quote=False) + m.group(3)
 
@@ -158,14 +152,13 @@ def pack_pianos(folder: Path, out: Path, options: PackOptions = PackOptions(), p
         if progress:
             progress(f"pianos {folder.name}", done, len(instruments))
         layers = instrument.layers
-        chosen = sorted(set(np.linspace(0, len(layers) - 1, min(options.max_piano_layers, len(layers))).round().astype(int)))
-        for layer in (layers[i] for i in chosen):
+        for layer in (layers[i] for i in _spread(len(layers), options.max_piano_layers)):
             last = None
             for note, path in layer:
                 if last is not None and note - last < options.piano_step:
                     continue
                 last = note
-                audio = _read(path)
+                audio = read_mono(path)
                 n = min(len(audio), int(options.piano_seconds * SAMPLE_RATE))
                 _write(out / path.relative_to(folder).with_suffix(".ogg"), _fade_out(audio, n, fade=SAMPLE_RATE // 10),
                        options.compression)
@@ -227,7 +220,7 @@ def make_pack(gmd_root: Path, out: Path, kit_dirs: tuple[Path, ...], piano_dirs:
             kit_takes[root.name] = pack_multimic_kit(root, out / "kits" / root.name, options, progress)
     piano_files = {Path(p).name: pack_pianos(Path(p), out / "pianos" / Path(p).name, options, progress)
                    for p in piano_dirs}
-    summary = PackSummary(gmd_files, kit_takes, piano_files, 0)
-    meta = {"format": PACK_FORMAT, "options": asdict(options), **asdict(summary)}
+    meta = {"format": PACK_FORMAT, "options": asdict(options), "gmd_files": gmd_files, "kit_takes": kit_takes,
+            "piano_files": piano_files}
     (out / "pack.json").write_text(json.dumps(meta, indent=1))
     return PackSummary(gmd_files, kit_takes, piano_files, folder_bytes(out))

@@ -1,13 +1,27 @@
 """The one-shot sampler every sampled kit shares: varispeed tuning, overlap-add with the hi-hat's choke."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import soundfile as sf
 
 from .drumnotes import GROUPS
 from .synthesis import SAMPLE_RATE
 
 _HH_CHOKERS = (42, 44)
 _CHOKE_FADE = int(0.012 * SAMPLE_RATE)
+
+
+def read_mono(path: Path) -> np.ndarray:
+    """A sample file as mono float32 at SAMPLE_RATE, resampled where it was recorded at another rate."""
+    audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    if sr != SAMPLE_RATE:
+        import librosa
+
+        audio = librosa.resample(audio, orig_sr=sr, target_sr=SAMPLE_RATE, res_type="soxr_hq").astype(np.float32)
+    return audio
 
 
 def pitch_shift(audio: np.ndarray, semitones: float) -> np.ndarray:
