@@ -24,6 +24,7 @@ from .metrics import OnsetCounts, score_onsets
 from .model import CRNNConfig, FrameCRNN, TatumCRNN
 from .train_config import TrainConfig  # noqa: F401  (callers import it from here too)
 from .weights import TrainedModel
+from .widen import widen_crnn
 
 ProgressFn = Callable[[str, int, int, dict], None]
 
@@ -100,12 +101,19 @@ def _load_lm(cfg: TrainConfig, instruments: tuple[DrumInstrument, ...]):
     return lm
 
 
-def init_from(net: torch.nn.Module, source: TrainedModel, instruments: tuple[DrumInstrument, ...]) -> list[str]:
+def init_from(net: torch.nn.Module, source: TrainedModel, instruments: tuple[DrumInstrument, ...],
+              seed: int = 0) -> list[str]:
     """Copy `source`'s weights into `net`, whose classes may differ: each output row is matched by class,
     and a class the source lacks starts from the class it folds into (a side stick from the snare), so a
-    new class begins as a copy of the sound it used to be heard as. Returns the classes that started so."""
+    new class begins as a copy of the sound it used to be heard as. A source with fewer conv channels is
+    widened first (`widen.widen_crnn`), so it starts as the same function. Returns the classes that
+    started from another class."""
     state = net.state_dict()
-    incoming = source.net.state_dict()
+    src = source.net
+    if isinstance(src, TatumCRNN) and isinstance(net, TatumCRNN) and src.cfg.channels != net.cfg.channels \
+            and all(a <= b for a, b in zip(src.cfg.channels, net.cfg.channels)):
+        src = widen_crnn(src, net.cfg.channels, seed)
+    incoming = src.state_dict()
     copied = []
     for name, tensor in state.items():
         if name not in incoming:
@@ -206,7 +214,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, resume: bool = T
     elif cfg.init:
         from .weights import load_model
 
-        init_from(net, load_model(Path(cfg.init)), instruments)
+        init_from(net, load_model(Path(cfg.init)), instruments, cfg.seed)
     if cfg.steps_per_epoch is None:
         cfg.steps_per_epoch = max(1, int(sum(length(p) for p in train_pieces) / (cfg.batch_size * unit)))
     gen = torch.Generator(device).manual_seed(cfg.seed + state["epoch"])
