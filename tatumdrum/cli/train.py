@@ -139,8 +139,9 @@ def train(
                                   "strokes), so rare classes are heard often."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Train on these classes (e.g. "
                                           "BD,SD,HH,OH,TT,CR,RD); the data's others fold into them."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (same sizes, or fewer conv channels: widened to the same function); "
-                                        "a class it lacks starts as the class it folds into."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (same sizes, or fewer "
+                                        "conv channels, widened to the same function); a class it lacks starts "
+                                        "as the class it folds into."),
     class_gamma: Optional[str] = typer.Option(None, "--class-gamma", help="Eq. 4's positive weight for some "
                                               "classes (e.g. SS=8,TT=2); the others keep --gamma."),
     remix_db: Optional[str] = typer.Option(None, "--remix-db", help="Drum-to-band level range in dB of the "
