@@ -1,8 +1,9 @@
 """Training batches made by worker processes, so that cutting and remixing crops runs beside the network.
 
 On a CPU a batch's crops cost a few milliseconds beside a step of hundreds, but on a GPU, where a step
-takes milliseconds too, crops made between steps would leave it idle (bench/capacity.py --pieces). Each batch gets its own random generator from (seed, epoch, step), so the batches do not
-depend on how many workers make them, and a run resumed at an epoch's start sees the same ones.
+takes milliseconds too, crops made between steps would leave it idle (bench/capacity.py --pieces).
+Each batch gets its own random generator from (seed, epoch, step), so the batches do not depend on how
+many workers make them, and a run resumed at an epoch's start sees the same ones.
 """
 from __future__ import annotations
 

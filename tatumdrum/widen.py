@@ -49,12 +49,10 @@ def widen_crnn(net: TatumCRNN, channels: tuple[int, ...], seed: int = 0) -> Tatu
     heads = {k: v for k, v in net.state_dict().items() if not k.startswith(("encoder.", "decoder."))}
     wide.load_state_dict(heads, strict=False)  # the output layers read the GRU, whose size is unchanged
 
-    per_layer = [c for c in net.cfg.channels for _ in range(2)]
-    wide_per_layer = [c for c in channels for _ in range(2)]
     prev_g: np.ndarray | None = None
     prev_share: np.ndarray | None = None
-    for (old_conv, old_bn), (new_conv, new_bn), old_c, new_c in zip(_convs(net), _convs(wide), per_layer, wide_per_layer):
-        g = channel_map(old_c, new_c, rng)
+    for (old_conv, old_bn), (new_conv, new_bn) in zip(_convs(net), _convs(wide)):
+        g = channel_map(old_conv.out_channels, new_conv.out_channels, rng)
         weight = old_conv.weight[g]  # (new_out, old_in, 3, 3)
         if prev_g is not None:
             weight = weight[:, prev_g] * torch.as_tensor(prev_share, dtype=weight.dtype)[None, :, None, None]
