@@ -3,9 +3,9 @@ import os
 import tempfile
 
 # numba's on-disk cache (librosa's peak picking, our beat decoder) is keyed by CPU and numba version,
-# yet a cache file left in site-packages by another machine crashed CI with a segmentation fault
-# (stop 33): code compiled on another host, loaded here. Each test session compiles into its own
-# folder, set before anything imports numba.
+# yet a cache file that an earlier process left in site-packages, with a matching key, crashed CI with
+# a segmentation fault when loaded (stop 33; a fresh compile of the same code runs). Each test session
+# compiles into its own folder, set before anything imports numba.
 os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="tatumdrum-tests-numba-")
 
 from pathlib import Path
